@@ -1,0 +1,1 @@
+"""Offline attribution priors: LIME, CAP and IG, fusion, and the prior cache."""

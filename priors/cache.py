@@ -1,0 +1,243 @@
+"""The prior cache: a `datasets` dataset on disk, resumable, shardable, written atomically.
+
+Layout of ``cache_dir``::
+
+    parts/<method>-<config_hash>/r<rank>-<seq>/   one `save_to_disk` per computed batch
+    priors/                                       all records consolidated (``datasets.load_from_disk``)
+
+A part is written to a temporary folder and renamed into place, so killing the process at any
+moment loses at most the batch in flight and never leaves a half-written part. Re-running the
+same command skips the ids already present for that method and config hash. ``N`` processes
+(rank / world size) compute disjoint shards into their own part names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import datasets
+import numpy as np
+
+from eg_train.data.source import LabelledSplit
+from eg_train.words import split_words, text_fingerprint
+from priors.fusion import fuse
+
+log = logging.getLogger(__name__)
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "fingerprint": datasets.Value("string"),
+        "label": datasets.Value("int64"),
+        "words": datasets.Sequence(datasets.Value("string")),
+        "scores": datasets.Sequence(datasets.Value("float32")),
+        "method": datasets.Value("string"),
+        "model_id": datasets.Value("string"),
+        "config_hash": datasets.Value("string"),
+        "queries": datasets.Value("int64"),
+        "proxy_queries": datasets.Value("int64"),
+        "focus_words": datasets.Value("int64"),
+        "seconds": datasets.Value("float32"),
+    }
+)
+
+
+class PriorCacheError(RuntimeError):
+    """The cache does not match the dataset or configuration it is read for."""
+
+
+def _atomic_save(ds: datasets.Dataset, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        ds.save_to_disk(str(tmp))
+        if target.exists():
+            old = target.with_name(f".old-{target.name}-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class PriorCache:
+    """Read and append prior records under ``root``."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    # ---- writing -------------------------------------------------------------------------
+    def part_dir(self, method: str, config_hash: str) -> Path:
+        return self.root / "parts" / f"{method}-{config_hash}"
+
+    def append(self, records: Sequence[dict], method: str, config_hash: str, rank: int = 0) -> Path:
+        """Write one batch of records as a new part (atomic)."""
+        for r in records:
+            scores = np.asarray(r["scores"], dtype=np.float64)
+            if not np.isfinite(scores).all():
+                raise PriorCacheError(f"refusing to cache non-finite {method} scores for example {r['id']!r}")
+            if len(scores) != len(r["words"]):
+                raise PriorCacheError(
+                    f"{method} scores for {r['id']!r}: {len(scores)} scores for {len(r['words'])} words"
+                )
+        ds = datasets.Dataset.from_list(list(records), features=FEATURES)
+        part = self.part_dir(method, config_hash) / f"r{rank:03d}-{time.time_ns()}"
+        _atomic_save(ds, part)
+        return part
+
+    # ---- reading -------------------------------------------------------------------------
+    def _part_paths(self, method: str | None = None) -> list[Path]:
+        base = self.root / "parts"
+        if not base.is_dir():
+            return []
+        out = []
+        for group in sorted(base.iterdir()):
+            if group.name.startswith(".") or not group.is_dir():
+                continue
+            if method is not None and group.name.rsplit("-", 1)[0] != method:
+                continue
+            out.extend(p for p in sorted(group.iterdir()) if p.is_dir() and not p.name.startswith("."))
+        return out
+
+    def records(self, method: str | None = None) -> datasets.Dataset:
+        """Every record (of ``method``) across all parts, as one dataset."""
+        parts = [datasets.load_from_disk(str(p)) for p in self._part_paths(method)]
+        if not parts:
+            return datasets.Dataset.from_list([], features=FEATURES)
+        return datasets.concatenate_datasets(parts)
+
+    def config_hashes(self, method: str) -> list[str]:
+        base = self.root / "parts"
+        if not base.is_dir():
+            return []
+        return sorted(
+            g.name.rsplit("-", 1)[1] for g in base.iterdir() if g.is_dir() and g.name.rsplit("-", 1)[0] == method
+        )
+
+    def done_ids(self, method: str, config_hash: str, expected: dict[str, str] | None = None) -> set[str]:
+        """Ids already cached for (method, config); ``expected`` (id -> fingerprint) checks texts."""
+        done: set[str] = set()
+        group = self.part_dir(method, config_hash)
+        if not group.is_dir():
+            return done
+        for p in sorted(group.iterdir()):
+            if p.name.startswith(".") or not p.is_dir():
+                continue
+            ds = datasets.load_from_disk(str(p)).select_columns(["id", "fingerprint"])
+            for i, fp in zip(ds["id"], ds["fingerprint"]):
+                if expected is not None and i in expected and expected[i] != fp:
+                    raise PriorCacheError(
+                        f"{p}: example {i!r} was cached for a different text (fingerprint {fp} != {expected[i]}); "
+                        "the dataset changed — use a new cache directory or delete this part"
+                    )
+                done.add(i)
+        return done
+
+    def consolidate(self) -> Path:
+        """Write all records into ``root/priors`` (atomic), loadable with ``datasets.load_from_disk``."""
+        target = self.root / "priors"
+        _atomic_save(self.records(), target)
+        return target
+
+    def clean_temporaries(self) -> int:
+        """Remove folders left by a process killed mid-write (they were never renamed into place)."""
+        n = 0
+        for tmp in self.root.rglob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            n += 1
+        return n
+
+    # ---- lookup for training / reports ---------------------------------------------------
+    def scores_for(
+        self,
+        split: LabelledSplit,
+        method: str,
+        config_hash: str | None = None,
+        on_missing: str = "error",
+    ) -> list[np.ndarray | None]:
+        """One score vector per example of ``split`` (checked against its text and word count)."""
+        hashes = self.config_hashes(method)
+        if config_hash is None:
+            if not hashes:
+                raise PriorCacheError(f"{self.root}: no {method!r} priors cached; run `eg-priors compute` first")
+            if len(hashes) > 1:
+                raise PriorCacheError(
+                    f"{self.root}: {method!r} priors exist for several configurations {hashes}; name one (config_hash)"
+                )
+            config_hash = hashes[0]
+        elif config_hash not in hashes:
+            raise PriorCacheError(
+                f"{self.root}: no {method!r} priors for config hash {config_hash} (cached: {hashes or 'none'}); "
+                "the prior configuration changed — recompute or point at the matching cache"
+            )
+        table: dict[str, tuple[str, list[float]]] = {}
+        for p in sorted(self.part_dir(method, config_hash).iterdir()):
+            if p.name.startswith(".") or not p.is_dir():
+                continue
+            ds = datasets.load_from_disk(str(p))
+            for i, fp, sc in zip(ds["id"], ds["fingerprint"], ds["scores"]):
+                table[i] = (fp, sc)
+        out: list[np.ndarray | None] = []
+        missing = []
+        for row, (i, text) in enumerate(zip(split.dataset["id"], split.dataset["text"])):
+            if i not in table:
+                missing.append(i)
+                out.append(None)
+                continue
+            fp, sc = table[i]
+            if fp != text_fingerprint(text):
+                raise PriorCacheError(
+                    f"{self.root}: {method} prior for example {i!r} (row {row} of {split.source}) was computed for a "
+                    "different text (fingerprint mismatch); recompute the priors for this dataset"
+                )
+            vec = np.asarray(sc, dtype=np.float32)
+            n_words = len(split_words(text))
+            if len(vec) != n_words:
+                raise PriorCacheError(f"{self.root}: {method} prior for {i!r} has {len(vec)} scores, text has {n_words} words")
+            out.append(vec)
+        if missing and on_missing == "error":
+            raise PriorCacheError(
+                f"{self.root}: {len(missing)} of {len(out)} examples have no {method!r} prior (first: {missing[:3]}); "
+                "compute them or pass on_missing='skip'"
+            )
+        if missing:
+            log.warning("%d examples without a %s prior are skipped (first: %s)", len(missing), method, missing[:3])
+        return out
+
+
+def load_fused_priors(
+    cache_dir: str | os.PathLike,
+    split: LabelledSplit,
+    methods: Iterable[str],
+    normalisation: str = "minmax",
+    fusion: str = "mean",
+    on_missing: str = "error",
+    config_hashes: dict[str, str] | None = None,
+) -> list[np.ndarray | None]:
+    """The fused prior of every example of ``split`` (``None`` where skipped)."""
+    cache = PriorCache(cache_dir)
+    methods = list(methods)
+    if not methods:
+        raise ValueError("no prior methods given to fuse")
+    per_method = [
+        cache.scores_for(split, m, (config_hashes or {}).get(m), on_missing=on_missing) for m in methods
+    ]
+    fused: list[np.ndarray | None] = []
+    for vectors in zip(*per_method):
+        if any(v is None for v in vectors):
+            fused.append(None)
+        else:
+            fused.append(fuse(list(vectors), how=fusion, normalisation=normalisation))
+    return fused
+
+
+__all__ = ["FEATURES", "PriorCache", "PriorCacheError", "load_fused_priors"]

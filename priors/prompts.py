@@ -1,0 +1,46 @@
+"""Prompt templates for the label-probability scorer (SPEC §2).
+
+A prompt is ``prefix + body(text) + continuation(label)``. The prefix does not depend on the
+text (instructions, label list), so its KV cache is computed once and reused for every
+perturbation of every example. Boundaries are newlines and ``Label:`` so that tokenising the
+parts separately gives the same ids as tokenising the whole prompt (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eg_train.data.source import readable_label
+
+DEFAULT_INSTRUCTION = "Classify the customer's message into exactly one of the given labels."
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """``prefix`` is text-independent; ``body`` holds ``{text}``; ``answer`` holds ``{label}``."""
+
+    name: str
+    prefix: str
+    body: str = "Text: {text}\nLabel:"
+    answer: str = " {label}"
+
+    def text_part(self, text: str) -> str:
+        return self.body.split("{text}")[0] + text
+
+    def tail_part(self) -> str:
+        return self.body.split("{text}")[1]
+
+    def render(self, text: str, label: str | None = None) -> str:
+        out = self.prefix + self.body.format(text=text)
+        return out + (self.answer.format(label=label) if label is not None else "")
+
+
+def plain_template() -> PromptTemplate:
+    """LIME prior prompt: ``Text: <x>`` / ``Label:`` (no instruction, no label list)."""
+    return PromptTemplate(name="plain", prefix="")
+
+
+def class_aware_template(label_names: list[str], instruction: str = DEFAULT_INSTRUCTION) -> PromptTemplate:
+    """CAP prompt: instruction and the full label space before the text."""
+    labels = ", ".join(readable_label(n) for n in label_names)
+    return PromptTemplate(name="class_aware", prefix=f"Instructions: {instruction}\nGiven Labels: {labels}\n")

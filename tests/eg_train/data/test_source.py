@@ -1,0 +1,81 @@
+"""Dataset resolution and bad-input errors that name the file, the row and the expectation."""
+
+import json
+
+import pytest
+
+from eg_train.data import DataError, DataSpec, load_split
+from eg_train.data.fewshot import sample_k_per_class
+from eg_train.data.source import resolve_preset
+
+
+def _spec(path, **kw):
+    return DataSpec(files={"train": str(path)}, label_column="category", **kw)
+
+
+def test_banking77_resolves_to_the_local_copy():
+    spec, local = resolve_preset(DataSpec(preset="banking77"))
+    assert local is not None and spec.files["train"].endswith("banking77/train.csv")
+    split = load_split(DataSpec(preset="banking77"), "test")
+    assert len(split) == 3080 and len(split.label_names) == 77
+    assert split.dataset[0]["id"] == "test-0"
+
+
+def test_hub_name_is_used_when_no_local_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("EG_TRAIN_DATA_DIR", str(tmp_path))  # empty: no local copy
+    spec, local = resolve_preset(DataSpec(preset="banking77"))
+    assert local is None and spec.hub == "PolyAI/banking77" and spec.label_column == "label"
+
+
+def test_clinc150_preset():
+    split = load_split(DataSpec(preset="clinc150"), "validation")
+    assert len(split) == 3000 and len(split.label_names) == 150
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ("text,category\nhello,a\n   ,b\n", r"row 1 \(line 3\): empty or whitespace-only text"),
+        ("text,category\nhello,a\nbye,zzz\n", r"row 1 \(line 3\): label 'zzz' is not in the label list"),
+        ("text,intent\nhello,a\n", r"missing column 'category'"),
+    ],
+)
+def test_bad_rows_name_file_row_and_expectation(tmp_path, body, match):
+    f = tmp_path / "train.csv"
+    f.write_text(body, encoding="utf-8")
+    with pytest.raises(DataError, match=match) as err:
+        load_split(_spec(f, labels=["a", "b"]), "train")
+    assert str(f) in str(err.value)
+
+
+def test_non_utf8_file(tmp_path):
+    f = tmp_path / "train.csv"
+    f.write_bytes("text,category\ncaf\xe9,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not valid UTF-8 .*line 2"):
+        load_split(_spec(f, labels=["a"]), "train")
+
+
+def test_skip_invalid_reports_skipped_rows(tmp_path):
+    f = tmp_path / "train.csv"
+    f.write_text("text,category\nhello,a\n ,a\nbye,b\n", encoding="utf-8")
+    split = load_split(_spec(f, labels=["a", "b"], skip_invalid=True), "train")
+    assert len(split) == 2 and len(split.skipped) == 1 and "row 1" in split.skipped[0]
+    assert split.dataset["id"] == ["train-0", "train-2"]
+
+
+def test_jsonl_with_column_mapping(tmp_path):
+    f = tmp_path / "train.jsonl"
+    f.write_text("\n".join(json.dumps({"utterance": t, "intent": c}) for t, c in [("hi", "greet"), ("bye", "leave")]))
+    split = load_split(DataSpec(files={"train": str(f)}, text_column="utterance", label_column="intent"), "train")
+    assert split.label_names == ["greet", "leave"] and split.dataset["label"] == [0, 1]
+
+
+def test_few_shot_is_stratified_and_seeded(banking_train):
+    a = sample_k_per_class(banking_train, 5, seed=1)
+    b = sample_k_per_class(banking_train, 5, seed=1)
+    c = sample_k_per_class(banking_train, 5, seed=2)
+    assert len(a) == 385 and a.dataset["id"] == b.dataset["id"] != c.dataset["id"]
+    counts = {y: a.dataset["label"].count(y) for y in set(a.dataset["label"])}
+    assert set(counts.values()) == {5}
+    with pytest.raises(DataError, match="fewer than k"):
+        sample_k_per_class(banking_train, 10_000)
