@@ -56,7 +56,14 @@ def _atomic_save(ds: datasets.Dataset, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        ds.save_to_disk(str(tmp))
+        # One small part per batch: datasets' own progress bar would drown the prior's bar.
+        was_enabled = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            ds.save_to_disk(str(tmp))
+        finally:
+            if was_enabled:
+                datasets.enable_progress_bars()
         if target.exists():
             old = target.with_name(f".old-{target.name}-{os.getpid()}")
             os.replace(target, old)
@@ -241,3 +248,42 @@ def load_fused_priors(
 
 
 __all__ = ["FEATURES", "PriorCache", "PriorCacheError", "load_fused_priors"]
+
+
+def fuse_into_cache(
+    cache_dir: str | os.PathLike,
+    split: LabelledSplit,
+    methods: Sequence[str],
+    fusion: str = "mean",
+    normalisation: str = "minmax",
+) -> tuple[str, str]:
+    """Store the fused (hybrid) prior of every example as method ``hybrid_<fusion>``.
+
+    Returns ``(method_name, config_hash)``; the hash covers the component methods' config hashes,
+    so a change in any component gives a new hybrid entry instead of silently reusing one.
+    """
+    import hashlib
+    import json
+
+    cache = PriorCache(cache_dir)
+    components = {m: cache.config_hashes(m) for m in methods}
+    for m, hashes in components.items():
+        if len(hashes) != 1:
+            raise PriorCacheError(f"{cache_dir}: need exactly one cached configuration of {m!r}, found {hashes}")
+    blob = json.dumps({"components": {m: h[0] for m, h in components.items()}, "fusion": fusion, "norm": normalisation}, sort_keys=True)
+    chash = hashlib.sha1(blob.encode()).hexdigest()[:12]
+    name = f"hybrid_{fusion}"
+    done = cache.done_ids(name, chash)
+    fused = load_fused_priors(cache_dir, split, methods, normalisation, fusion, on_missing="skip")
+    records = []
+    for (i, text, y), vec in zip(zip(split.dataset["id"], split.dataset["text"], split.dataset["label"]), fused):
+        if vec is None or i in done:
+            continue
+        records.append({
+            "id": i, "fingerprint": text_fingerprint(text), "label": int(y), "words": list(split_words(text).words),
+            "scores": vec.tolist(), "method": name, "model_id": "+".join(sorted(methods)), "config_hash": chash,
+            "queries": 0, "proxy_queries": 0, "focus_words": -1, "seconds": 0.0,
+        })
+    if records:
+        cache.append(records, name, chash)
+    return name, chash

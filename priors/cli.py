@@ -23,7 +23,11 @@ log = logging.getLogger("priors")
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="eg-priors", description="Offline attribution priors for eg-train.")
     sub = parser.add_subcommands(dest="command")
-    for name, help_ in (("compute", "compute priors into the cache"), ("report", "write an HTML heatmap report")):
+    for name, help_ in (
+        ("compute", "compute priors into the cache"),
+        ("fuse", "store normalised, fused (hybrid) priors in the cache"),
+        ("report", "write an HTML heatmap report"),
+    ):
         p = ArgumentParser(description=help_)
         p.add_argument("--config", action=ActionConfigFile)
         p.add_class_arguments(PriorsConfig, None, as_group=False)
@@ -31,6 +35,9 @@ def _parser() -> ArgumentParser:
             p.add_argument("--out", default="outputs/priors_report.html")
             p.add_argument("--ids", type=list[str] | None, default=None)
             p.add_argument("--max_examples", type=int, default=20)
+            p.add_argument("--fusion", type=list[str], default=["mean", "max"])
+            p.add_argument("--normalisation", default="minmax")
+        if name == "fuse":
             p.add_argument("--fusion", type=list[str], default=["mean", "max"])
             p.add_argument("--normalisation", default="minmax")
         sub.add_subcommand(name, p, help=help_)
@@ -94,6 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = _parser_namespace_to_config(cfg_ns)
     if cmd == "compute":
         print(json.dumps(run_compute(cfg), indent=2))
+    elif cmd == "fuse":
+        from priors.cache import fuse_into_cache
+
+        split = load_examples(cfg)
+        for how in sub.fusion:
+            name, chash = fuse_into_cache(cfg.cache_dir, split, cfg.methods, how, sub.normalisation)
+            print(json.dumps({"method": name, "config_hash": chash, "components": cfg.methods}))
+        from priors.cache import PriorCache
+
+        PriorCache(cfg.cache_dir).consolidate()
     elif cmd == "report":
         from priors.report import write_heatmap_report
 

@@ -1,15 +1,21 @@
 """Label-probability scorer over a frozen causal LM (SPEC §2 "Scorer").
 
 ``log p(y | prompt(x))`` is the teacher-forced log-probability of the label's tokens after the
-prompt. The text-independent prompt prefix is run once; its KV cache is expanded over every
-batch of perturbations, so a perturbation costs only its own text, the ``Label:`` tail and
-the label tokens. Optionally the probability is renormalised over the whole label space.
+prompt. The text-independent prompt prefix (with the body's ``Text:``) is run once and its
+keys/values are kept, so a perturbation costs only its own text, the ``Label:`` tail and the
+label tokens. Optionally the probability is renormalised over the whole label space.
+
+Models that support the transformers attention interface (Llama, Qwen2, SmolLM2…) read the
+prefix keys/values *shared* by every row of a batch (:func:`shared_prefix_attention`): a batch
+of B rows never copies the prefix B times. Other models get the prefix cache expanded over the
+batch (a ``DynamicCache``), which is exact but copies it.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +25,65 @@ from eg_train.data.source import readable_label
 from priors.prompts import PromptTemplate
 
 log = logging.getLogger(__name__)
+
+SHARED_PREFIX_ATTENTION = "eg_shared_prefix"
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, shared_prefix=None, **kwargs):
+    """Attention over ``[shared prefix ; own tokens]`` without materialising the prefix per row.
+
+    ``query`` is ``[B, H, L, D]``, ``key``/``value`` ``[B, Hkv, L, D]`` (the row's own tokens,
+    rotary already applied at positions ``P…P+L-1``), ``attention_mask`` a boolean
+    ``[B, 1, L, L]`` (True = attend: causal and not padding) and ``shared_prefix[layer]`` the
+    prefix ``(keys, values)`` of shape ``[1, Hkv, P, D]``. Every query sees the whole prefix.
+    The softmax is taken jointly over both key blocks, so the result equals ordinary attention
+    over the concatenated keys. Returns ``([B, L, H, D], None)`` like the built-in backends.
+    """
+    if shared_prefix is None:
+        raise RuntimeError("shared_prefix_attention needs the prefix keys/values (shared_prefix=...)")
+    pk, pv = shared_prefix[module.layer_idx]
+    dtype = query.dtype
+    if dtype != torch.float32:  # half-precision models: scores and softmax in float32
+        query, key, value, pk, pv = (t.float() for t in (query, key, value, pk, pv))
+    B, H, L, D = query.shape
+    Hkv, P = key.shape[1], pk.shape[2]
+    g = H // Hkv  # query heads per key/value head (grouped-query attention)
+    scale = scaling if scaling is not None else D**-0.5
+    q = query.reshape(B, Hkv, g, L, D)
+    # Prefix block: fold batch, group and length into rows of one [Hkv, B*g*L, D] @ [Hkv, D, P].
+    q_rows = q.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, D)
+    s_pre = torch.bmm(q_rows, pk[0].transpose(1, 2)).mul_(scale).view(Hkv, B, g, L, P).permute(1, 0, 2, 3, 4)
+    s_own = torch.matmul(q, key.unsqueeze(2).transpose(-1, -2)).mul_(scale)  # [B, Hkv, g, L, L]
+    s_own = s_own.masked_fill_(~attention_mask.unsqueeze(2), float("-inf"))
+    top = torch.maximum(s_pre.amax(dim=-1, keepdim=True), s_own.amax(dim=-1, keepdim=True))
+    e_pre = torch.exp(s_pre - top)
+    e_own = torch.exp(s_own - top)
+    norm = e_pre.sum(dim=-1, keepdim=True) + e_own.sum(dim=-1, keepdim=True)
+    e_rows = e_pre.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, P)
+    out = torch.bmm(e_rows, pv[0]).view(Hkv, B, g, L, D).permute(1, 0, 2, 3, 4)
+    out = (out + torch.matmul(e_own, value.unsqueeze(2))) / norm
+    return out.reshape(B, H, L, D).transpose(1, 2).contiguous().to(dtype), None
+
+
+def _register_shared_prefix_attention() -> bool:
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # transformers without the attention interface: use the cache path
+        return False
+    if SHARED_PREFIX_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+    return True
+
+
+@contextmanager
+def _attention_implementation(config, name: str):
+    """Switch a model's attention backend for the duration of a call (restored on exit)."""
+    previous = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
 
 
 class LabelScorer:
@@ -63,28 +128,104 @@ class LabelScorer:
         if any(len(ids) == 0 for ids in self.label_ids):
             raise ValueError("a label name tokenises to nothing; check label_names")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        # Leading ids of the body that do not depend on the text (``Text:`` of ``Text: {text}``).
+        head = template.text_part("").rstrip()
+        self._head_ids = self._encode(head) if head else []
+        self._prefix_kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._lm_head = model.get_output_embeddings()
         self._backbone = model.base_model
         # transformers >= 5.2x renamed ``past_key_values`` to ``cache``; support both.
         params = inspect.signature(self._backbone.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._shared_prefix: bool | None = None  # decided on first use (see _use_shared_prefix)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _prefix_cache(self, batch: int):
+    def _prefix_layers(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The keys/values of ``prefix`` per layer (``[1, Hkv, P, D]``), computed once."""
+        key = tuple(prefix)
+        if key not in self._prefix_kv:
+            ids = torch.tensor([prefix], device=self.device)
+            with torch.inference_mode():
+                out = self._backbone(input_ids=ids, use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            self._prefix_kv[key] = [(layer.keys, layer.values) for layer in cache.layers]
+        return self._prefix_kv[key]
+
+    def _prefix_cache(self, prefix: list[int], batch: int):
         from transformers import DynamicCache
 
-        if not self.prefix_ids:
+        if not prefix:
             return None
-        if self._prefix_kv is None:
-            ids = torch.tensor([self.prefix_ids], device=self.device)
-            out = self._backbone(input_ids=ids, use_cache=True)
-            cache = getattr(out, "cache", None) or out.past_key_values
-            self._prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv])
+        kv = self._prefix_layers(prefix)
+        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv])
+
+    def _use_shared_prefix(self, prefix: list[int]) -> bool:
+        """Whether the shared-prefix attention applies to this model (checked once, on probe
+        rows, against the expanded-cache path; any mismatch falls back to that path)."""
+        if self._shared_prefix is None:
+            self._shared_prefix = False
+            config = self._backbone.config
+            window = getattr(config, "sliding_window", None)
+            longest = len(self.prefix_ids) + self.max_text_tokens + len(self.tail_ids) + max(map(len, self.label_ids))
+            if (
+                getattr(self.model, "_supports_attention_backend", False)
+                and (window is None or longest <= window)
+                and _register_shared_prefix_attention()
+            ):
+                probe = [self.tail_ids + self.label_ids[0], self.label_ids[-1] + self.tail_ids + self.label_ids[-1]]
+                lengths = [len(r) for r in probe]
+                ids = torch.full((2, max(lengths)), self.pad_id, dtype=torch.long)
+                for r, seq in enumerate(probe):
+                    ids[r, : len(seq)] = torch.tensor(seq)
+                try:
+                    fast = self._hidden_shared_prefix(ids, lengths, prefix)
+                    ref = self._hidden_cached_prefix(ids, lengths, prefix)
+                    ok = all(torch.allclose(fast[r, :n], ref[r, :n], atol=1e-3, rtol=1e-3) for r, n in enumerate(lengths))
+                except Exception as err:  # an attention layout this function does not cover
+                    log.warning("shared-prefix attention unavailable for this model (%s); expanding the cache", err)
+                    ok = False
+                if not ok:
+                    log.warning("shared-prefix attention disagrees with the model's own attention; expanding the cache")
+                self._shared_prefix = ok
+        return self._shared_prefix
+
+    @torch.inference_mode()
+    def _hidden_shared_prefix(self, ids: torch.Tensor, lengths: list[int], prefix: list[int]) -> torch.Tensor:
+        B, L = ids.shape
+        P = len(prefix)
+        own = torch.arange(L)
+        valid = own.unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, L] keys that are not padding
+        allowed = (own.unsqueeze(1) >= own.unsqueeze(0)).unsqueeze(0) & valid.unsqueeze(1)  # [B, L, L]
+        pos = torch.arange(P, P + L).unsqueeze(0).expand(B, -1)
+        kv = self._prefix_layers(prefix)  # before switching the backend: it runs the model itself
+        with _attention_implementation(self._backbone.config, SHARED_PREFIX_ATTENTION):
+            return self._backbone(
+                input_ids=ids.to(self.device),
+                attention_mask=allowed.unsqueeze(1).to(self.device),  # 4-D: used as is
+                position_ids=pos.to(self.device),
+                use_cache=False,
+                shared_prefix=kv,
+            ).last_hidden_state
+
+    @torch.inference_mode()
+    def _hidden_cached_prefix(self, ids: torch.Tensor, lengths: list[int], prefix: list[int]) -> torch.Tensor:
+        B, L = ids.shape
+        P = len(prefix)
+        mask = torch.zeros((B, P + L), dtype=torch.long)
+        mask[:, :P] = 1
+        for r, n in enumerate(lengths):
+            mask[r, P : P + n] = 1
+        pos = torch.arange(P, P + L).unsqueeze(0).expand(B, -1)
+        return self._backbone(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=pos.to(self.device),
+            use_cache=bool(prefix),
+            **{self._cache_kw: self._prefix_cache(prefix, B)},
+        ).last_hidden_state
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of the text part of the body (``Text: <text>``), truncated."""
@@ -98,26 +239,21 @@ class LabelScorer:
     def _score_rows(self, rows: list[tuple[list[int], int]]) -> np.ndarray:
         """Sum of log-probs of the last ``n_label`` tokens of each row (after the cached prefix)."""
         out = np.empty(len(rows), dtype=np.float64)
+        prefix, head = self.prefix_ids, self._head_ids
+        # The body's constant head (``Text:``) joins the cached prefix when every row starts
+        # with it (same ids at the same positions, so the same probabilities, fewer tokens/row).
+        if head and all(seq[: len(head)] == head and len(seq) - len(head) > n for seq, n in rows):
+            prefix = prefix + head
+            rows = [(seq[len(head) :], n) for seq, n in rows]
+        shared = bool(prefix) and self._use_shared_prefix(prefix)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))  # less padding per batch
-        P = len(self.prefix_ids)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            B, L = len(idx), max(len(rows[i][0]) for i in idx)
-            ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((B, P + L), dtype=torch.long)
-            mask[:, :P] = 1
+            lengths = [len(rows[i][0]) for i in idx]
+            ids = torch.full((len(idx), max(lengths)), self.pad_id, dtype=torch.long)
             for r, i in enumerate(idx):
-                seq = rows[i][0]
-                ids[r, : len(seq)] = torch.tensor(seq)
-                mask[r, P : P + len(seq)] = 1
-            pos = torch.arange(P, P + L).unsqueeze(0).expand(B, -1)
-            hidden = self._backbone(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                position_ids=pos.to(self.device),
-                use_cache=bool(self.prefix_ids),
-                **{self._cache_kw: self._prefix_cache(B)},
-            ).last_hidden_state
+                ids[r, : lengths[r]] = torch.tensor(rows[i][0])
+            hidden = (self._hidden_shared_prefix if shared else self._hidden_cached_prefix)(ids, lengths, prefix)
             # Project only the positions that predict label tokens: the full vocabulary over
             # every position would dominate memory.
             rr, cc, tgt = [], [], []
@@ -129,7 +265,7 @@ class LabelScorer:
                     tgt.append(seq[j])
             logits = self._lm_head(hidden[rr, cc]).float()
             lp = torch.log_softmax(logits, dim=-1)[torch.arange(len(tgt)), torch.tensor(tgt)]
-            sums = torch.zeros(B, dtype=torch.float64).index_add_(0, torch.tensor(rr), lp.double().cpu())
+            sums = torch.zeros(len(idx), dtype=torch.float64).index_add_(0, torch.tensor(rr), lp.double().cpu())
             out[idx] = sums.numpy()
         return out
 

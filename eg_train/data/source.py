@@ -45,6 +45,7 @@ class DataSpec:
     label_column: str = "label"
     labels: list[str] | None = None
     labels_file: str | None = None
+    classes: list[str] | int | None = None  # keep only these labels (or the first N): quick runs
     skip_invalid: bool = False
 
 
@@ -220,7 +221,8 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
         raw_labels = [str(v) if v is not None else None for v in raw[spec.label_column]]
     if labels is None:
         labels = sorted({lab for lab in raw_labels if lab is not None})
-    index = {name: i for i, name in enumerate(labels)}
+    kept_labels = _select_classes(labels, spec.classes, source)
+    index = {name: i for i, name in enumerate(kept_labels)}
 
     header_offset = 2 if source.endswith(".csv") else 0
     ids, texts, ys, skipped = [], [], [], []
@@ -229,6 +231,8 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
         problem = None
         if not isinstance(text, str) or not text.strip():
             problem = f"{where}: empty or whitespace-only text in column {spec.text_column!r}"
+        elif spec.classes is not None and lab in labels and lab not in index:
+            continue  # outside the selected classes: not an error
         elif lab not in index:
             problem = f"{where}: label {lab!r} is not in the label list ({len(labels)} labels, e.g. {labels[:3]})"
         if problem:
@@ -244,7 +248,20 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
     if not ids:
         raise DataError(f"{source}: split {split!r} has no valid rows")
     ds = datasets.Dataset.from_dict({"id": ids, "text": texts, "label": ys})
-    return LabelledSplit(dataset=ds, label_names=labels, source=source, skipped=skipped)
+    return LabelledSplit(dataset=ds, label_names=kept_labels, source=source, skipped=skipped)
+
+
+def _select_classes(labels: list[str], classes: list[str] | int | None, source: str) -> list[str]:
+    if classes is None:
+        return labels
+    if isinstance(classes, int):
+        if not 1 <= classes <= len(labels):
+            raise DataError(f"{source}: classes={classes} but the dataset has {len(labels)} labels")
+        return labels[:classes]
+    unknown = [c for c in classes if c not in labels]
+    if unknown:
+        raise DataError(f"{source}: selected classes {unknown} are not in the label list (e.g. {labels[:3]})")
+    return list(classes)
 
 
 def readable_label(name: str) -> str:

@@ -115,7 +115,12 @@ def _converted_gguf_dir(resolved: ResolvedModel) -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process (shard) converted it first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

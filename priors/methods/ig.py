@@ -24,6 +24,17 @@ def word_scores_from_tokens(token_scores: np.ndarray, word_ids: list[int], n_wor
     return out.astype(np.float32)
 
 
+def _weights_fingerprint(location: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    files = sorted(Path(location).glob("*.safetensors")) + sorted(Path(location).glob("*.bin"))
+    if not files:
+        return "n/a"
+    stats = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    return hashlib.sha1("|".join(stats).encode()).hexdigest()[:12]
+
+
 @register_prior("ig")
 class IGPrior(PriorMethod):
     """Integrated Gradients of a fine-tuned sequence classifier, computed with captum."""
@@ -56,6 +67,8 @@ class IGPrior(PriorMethod):
     def config(self) -> dict[str, Any]:
         return {
             "model": self._model_id,
+            # Retraining into the same folder must not reuse IG priors of the previous weights.
+            "weights": _weights_fingerprint(self._model_id),
             "n_steps": self.n_steps,
             "method": self.method,
             "max_length": self.max_length,

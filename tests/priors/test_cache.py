@@ -141,3 +141,20 @@ def test_shard_from_torchrun_environment(monkeypatch):
     assert shard_from_env(0, 2) == (0, 2)
     with pytest.raises(ValueError):
         shard_from_env(2, 2)
+
+
+def test_fused_priors_are_stored_as_a_hybrid_method(reference, tmp_path):
+    import shutil
+
+    from priors.cache import fuse_into_cache
+
+    csv, ref_cache = reference
+    cache = tmp_path / "c"
+    shutil.copytree(ref_cache, cache)
+    split = load_split(DataSpec(files={"train": str(csv)}, label_column="category", labels=LABELS), "train")
+    name, chash = fuse_into_cache(cache, split, ["cap"], "max")
+    assert name == "hybrid_max"
+    stored = PriorCache(cache).scores_for(split, name)
+    expected = load_fused_priors(cache, split, ["cap"], fusion="max")
+    for a, b in zip(stored, expected):
+        np.testing.assert_allclose(a, b)

@@ -79,3 +79,13 @@ def test_few_shot_is_stratified_and_seeded(banking_train):
     assert set(counts.values()) == {5}
     with pytest.raises(DataError, match="fewer than k"):
         sample_k_per_class(banking_train, 10_000)
+
+
+def test_class_subset_relabels_and_filters():
+    split = load_split(DataSpec(preset="banking77", classes=["pin_blocked", "age_limit"]), "test")
+    assert split.label_names == ["pin_blocked", "age_limit"] and len(split) == 80
+    assert set(split.dataset["label"]) == {0, 1}
+    first3 = load_split(DataSpec(preset="banking77", classes=3), "test")
+    assert first3.label_names == ["card_arrival", "card_linking", "exchange_rate"]
+    with pytest.raises(DataError, match="not in the label list"):
+        load_split(DataSpec(preset="banking77", classes=["nope"]), "test")

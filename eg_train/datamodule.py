@@ -1,0 +1,293 @@
+"""LightningDataModule: splits, few-shot sampling, tokenisation with word ids, fused priors.
+
+Training examples are ``sample_k_per_class(train, k, seed)`` (the same call the prior stage
+uses, so the cached priors cover them); the validation split is the source's own when it has
+one, else ``val_per_class`` examples per class carved (seeded) from the training examples that
+were not sampled. Every example is tokenised with character offsets, and each token is mapped
+to the word of :func:`eg_train.words.split_words` it belongs to, so token attributions sum to
+exactly the words the priors score.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from eg_train.data.fewshot import sample_k_per_class
+from eg_train.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.words import split_words, word_ids_from_offsets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PriorSpec:
+    """Which fused prior to attach to the training examples (read from the prior cache)."""
+
+    cache_dir: str
+    methods: list[str] = field(default_factory=lambda: ["lime", "cap", "ig"])
+    normalisation: str = "minmax"
+    fusion: str = "mean"
+    on_missing: str = "error"  # or "skip": the example trains with CE only (reported)
+
+
+def _parse_prior(prior: PriorSpec | dict | str | None) -> PriorSpec | None:
+    if prior is None or (isinstance(prior, str) and prior.strip().lower() == "none"):
+        return None
+    if isinstance(prior, dict):
+        return PriorSpec(**prior)
+    if isinstance(prior, PriorSpec):
+        if prior.on_missing not in ("error", "skip"):
+            raise ValueError(f"prior.on_missing must be 'error' or 'skip', got {prior.on_missing!r}")
+        return prior
+    raise ValueError(f"prior must be 'none' or a mapping with cache_dir/methods/..., got {prior!r}")
+
+
+def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] = frozenset()) -> tuple[LabelledSplit, LabelledSplit]:
+    """Split off up to ``n`` examples per class (seeded) not in ``exclude``: returns (carved, rest)."""
+    ids = list(split.dataset["id"])
+    labels = np.asarray(split.dataset["label"])
+    rng = np.random.default_rng(seed)
+    carved: list[int] = []
+    for c in range(len(split.label_names)):
+        idx = [i for i in np.flatnonzero(labels == c) if ids[i] not in exclude]
+        if idx:
+            carved.extend(rng.choice(idx, size=min(n, len(idx)), replace=False).tolist())
+    carved.sort()
+    rest = sorted(set(range(len(split))) - set(carved))
+    mk = lambda rows: LabelledSplit(split.dataset.select(rows), split.label_names, split.source, split.skipped)  # noqa: E731
+    return mk(carved), mk(rest)
+
+
+class EncodedDataset(torch.utils.data.Dataset):
+    """Tokenised examples with word ids and (optionally) one fused prior per example."""
+
+    def __init__(self, split: LabelledSplit, tokenizer, max_length: int, priors: list[np.ndarray | None] | None = None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; word alignment needs offset mappings")
+        texts = list(split.dataset["text"])
+        ids = list(split.dataset["id"])
+        labels = list(split.dataset["label"])
+        enc = tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        self.items: list[dict[str, Any]] = []
+        for i, text in enumerate(texts):
+            words = split_words(text)
+            wid = word_ids_from_offsets([tuple(o) for o in enc["offset_mapping"][i]], words.spans)
+            item = {
+                "id": ids[i],
+                "input_ids": enc["input_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "special_tokens_mask": enc["special_tokens_mask"][i],
+                "word_ids": wid,
+                "n_words": len(words),
+                "label": int(labels[i]),
+                "prior": None,
+            }
+            if "token_type_ids" in enc:
+                item["token_type_ids"] = enc["token_type_ids"][i]
+            if priors is not None and priors[i] is not None:
+                if len(priors[i]) != len(words):
+                    raise DataError(
+                        f"{split.source}: example {item['id']!r}: prior has {len(priors[i])} scores for {len(words)} words"
+                    )
+                item["prior"] = np.asarray(priors[i], dtype=np.float32)
+            self.items.append(item)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a list of encoded examples to the longest one (tokens) and the most words (priors)."""
+    t = max(len(it["input_ids"]) for it in items)
+    w = max(max(it["n_words"], 1) for it in items)
+    b = len(items)
+
+    def pad(key: str, value: int) -> torch.Tensor:
+        out = torch.full((b, t), value, dtype=torch.long)
+        for r, it in enumerate(items):
+            out[r, : len(it[key])] = torch.tensor(it[key], dtype=torch.long)
+        return out
+
+    batch = {
+        "input_ids": pad("input_ids", pad_token_id),
+        "attention_mask": pad("attention_mask", 0),
+        "special_tokens_mask": pad("special_tokens_mask", 1),
+        "word_ids": pad("word_ids", -1),
+        "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),
+    }
+    if "token_type_ids" in items[0]:
+        batch["token_type_ids"] = pad("token_type_ids", 0)
+    # Only words that kept at least one token after truncation take part in the alignment.
+    word_mask = torch.zeros(b, w, dtype=torch.bool)
+    for r, it in enumerate(items):
+        ids = [x for x in it["word_ids"] if x >= 0]
+        if ids:
+            word_mask[r, torch.tensor(sorted(set(ids)))] = True
+    prior = torch.zeros(b, w)
+    has_prior = torch.zeros(b, dtype=torch.bool)
+    for r, it in enumerate(items):
+        if it["prior"] is not None:
+            prior[r, : it["n_words"]] = torch.from_numpy(it["prior"])
+            has_prior[r] = True
+    batch.update(word_mask=word_mask, prior=prior, has_prior=has_prior)
+    return batch
+
+
+class EGDataModule(L.LightningDataModule):
+    """Banking77 / CLINC150 / any labelled text files, with optional fused priors.
+
+    Args:
+        data: where the data comes from (:class:`DataSpec`; ``preset: banking77`` works offline).
+        model_name: the SLM whose tokenizer is used (linked from ``model.model_name`` by the CLI).
+        k_shot: examples per class for training; None trains on the whole training split.
+        val_per_class: validation examples per class carved from the unused training examples
+            when the source has no validation split (0 disables validation).
+        prior: ``none`` (CE baseline) or a :class:`PriorSpec` (cache_dir, methods, ...).
+    """
+
+    def __init__(
+        self,
+        data: DataSpec | None = None,
+        model_name: str = "all-minilm-l6-v2",
+        k_shot: int | None = None,
+        val_per_class: int = 2,
+        seed: int = 0,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        prior: PriorSpec | str | None = None,
+        num_workers: int = 0,
+        test_split: str = "test",
+    ) -> None:
+        super().__init__()
+        self.spec = data if data is not None else DataSpec(preset="banking77")
+        self.model_name = model_name
+        self.k_shot = k_shot
+        self.val_per_class = val_per_class
+        self.seed = seed
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.prior = _parse_prior(prior)
+        self.num_workers = num_workers
+        self.test_split = test_split
+        self._full_train: LabelledSplit | None = None
+        self._tokenizer = None
+        self.splits: dict[str, LabelledSplit] = {}
+        self.datasets: dict[str, EncodedDataset] = {}
+        self.prior_coverage: tuple[int, int] | None = None
+
+    # -- lazily loaded pieces ----------------------------------------------------------------
+    @property
+    def full_train(self) -> LabelledSplit:
+        if self._full_train is None:
+            self._full_train = load_split(self.spec, "train")
+        return self._full_train
+
+    @property
+    def label_names(self) -> list[str]:
+        """The dataset's label names, in label-id order (linked to the model's head)."""
+        return list(self.full_train.label_names)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            from eg_train.models import resolve_model
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name).location)
+        return self._tokenizer
+
+    def _has_source_split(self, name: str) -> bool:
+        from eg_train.data.source import resolve_preset
+
+        spec, _ = resolve_preset(self.spec)
+        return name in spec.files  # hub datasets: carve from train (split names vary by dataset)
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and "train" not in self.splits:
+            self._setup_train_val()
+        if stage in (None, "test") and "test" not in self.splits:
+            split = load_split(self.spec, self.test_split)
+            self._check_labels(split)
+            self.splits["test"] = split
+            self.datasets["test"] = EncodedDataset(split, self.tokenizer, self.max_length)
+
+    def _check_labels(self, split: LabelledSplit) -> None:
+        if list(split.label_names) != self.label_names:
+            raise DataError(f"{split.source}: label list differs from the training split's; pass data.labels explicitly")
+
+    def _setup_train_val(self) -> None:
+        full = self.full_train
+        train = sample_k_per_class(full, self.k_shot, self.seed) if self.k_shot else full
+        if self._has_source_split("validation"):
+            val = load_split(self.spec, "validation")
+            self._check_labels(val)
+        elif self.val_per_class > 0:
+            used = set(list(train.dataset["id"])) if self.k_shot else set()
+            val, rest = carve_per_class(full, self.val_per_class, self.seed + 1, exclude=used)
+            if not self.k_shot:
+                train = rest
+        else:
+            val = None
+        priors = None
+        if self.prior is not None:
+            from priors.cache import load_fused_priors
+
+            priors = load_fused_priors(
+                self.prior.cache_dir,
+                train,
+                self.prior.methods,
+                normalisation=self.prior.normalisation,
+                fusion=self.prior.fusion,
+                on_missing=self.prior.on_missing,
+            )
+            covered = sum(p is not None for p in priors)
+            self.prior_coverage = (covered, len(priors))
+            log.info("fused %s priors attached to %d of %d training examples", "+".join(self.prior.methods), covered, len(priors))
+            if covered == 0:
+                raise DataError(f"{self.prior.cache_dir}: no training example has a prior; check the cache and the sampling seed")
+        self.splits["train"] = train
+        self.datasets["train"] = EncodedDataset(train, self.tokenizer, self.max_length, priors)
+        if val is not None:
+            self.splits["validation"] = val
+            self.datasets["validation"] = EncodedDataset(val, self.tokenizer, self.max_length)
+        log.info("train %d examples, validation %d", len(train), len(val) if val is not None else 0)
+
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return DataLoader(
+            self.datasets[name],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=functools.partial(collate, pad_token_id=pad),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("validation", self.eval_batch_size, shuffle=False) if "validation" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

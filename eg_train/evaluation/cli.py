@@ -1,0 +1,193 @@
+"""``eg-eval``: build attack datasets, evaluate checkpoints, write reports.
+
+    eg-eval attack   --data.preset banking77 --out runs/attacks/banking77 --params.seed 0
+    eg-eval evaluate --checkpoint runs/ce/model --data.preset banking77 \\
+                     --attacks runs/attacks/banking77 --out runs/ce/eval --method ce --seed 0
+    eg-eval report   --runs '[runs/ce/eval, runs/cap_hybrid/eval]' --out runs/report \\
+                     --attacks runs/attacks/banking77
+
+Every subcommand accepts ``--config file.yaml`` (jsonargparse) and ``--help``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eg_train.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.evaluation.attacks.build import AttackConfig, AttackFileError, build_attacks, save_attacks
+from eg_train.evaluation.evaluate import CheckpointLabelError, EvalConfig, evaluate_checkpoint
+
+log = logging.getLogger("eg_train.evaluation")
+
+
+def subsample(split: LabelledSplit, size: int | None, seed: int = 0) -> LabelledSplit:
+    """A seeded random subset of ``size`` rows in source order (the whole split when None)."""
+    if size is None or size >= len(split):
+        return split
+    if size <= 0:
+        raise DataError(f"subset size must be positive, got {size}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(split), size=size, replace=False))
+    return LabelledSplit(split.dataset.select(idx.tolist()), split.label_names, f"{split.source}[subset {size}, seed {seed}]", split.skipped)
+
+
+def attack(
+    data: DataSpec,
+    out: str,
+    params: AttackConfig = AttackConfig(),
+    train_split: str = "train",
+    test_split: str = "test",
+    subset: int | None = None,
+    subset_seed: int = 0,
+    overwrite: bool = False,
+) -> str:
+    """Build the keyword attack datasets for a test split (lexicon from the training split).
+
+    Args:
+        data: where the dataset comes from (``--data.preset banking77`` or explicit files).
+        out: folder to write (``datasets.save_to_disk`` layout, one split per attack).
+        params: attack parameters (seed, edits, thresholds).
+        train_split: split the keywords and confusable pairs are derived from.
+        test_split: split to attack.
+        subset: attack only a seeded random subset of the test split (use the same in ``evaluate``).
+        subset_seed: seed of that subset.
+        overwrite: replace an existing ``out``.
+    """
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite true to replace it")
+    train = load_split(data, train_split)
+    test = subsample(load_split(data, test_split), subset, subset_seed)
+    attacks = build_attacks(train, test, params)
+    path = save_attacks(attacks, out, overwrite=overwrite)
+    for name, ds in attacks.items():
+        print(f"{name}: {sum(ds['changed'])} of {len(ds)} texts changed")
+    print(f"wrote {path}")
+    return str(path)
+
+
+def evaluate(
+    checkpoint: str,
+    data: DataSpec,
+    out: str,
+    attacks: str | None = None,
+    split: str = "test",
+    method: str | None = None,
+    seed: int | None = None,
+    params: EvalConfig = EvalConfig(),
+    subset: int | None = None,
+    subset_seed: int = 0,
+    overwrite: bool = False,
+) -> str:
+    """Evaluate a checkpoint on the clean and attacked test sets; write ``<out>/metrics.json``.
+
+    Args:
+        checkpoint: ``save_pretrained`` folder with ``config.id2label`` (e.g. ``runs/ce/model``).
+        data: the dataset (its label list must equal the checkpoint's).
+        out: output folder (metrics.json, predictions.jsonl, attributions.jsonl).
+        attacks: folder written by ``eg-eval attack`` for this same test set.
+        split: split to evaluate.
+        method: method name used to group runs in reports (default: the run folder name).
+        seed: training seed of this run (recorded; reports average over runs of a method).
+        params: batch sizes, faithfulness subset size and IG steps.
+        subset: evaluate a seeded random subset of the split (must match the attack file's).
+        subset_seed: seed of that subset.
+        overwrite: replace an existing ``metrics.json``.
+    """
+    test = subsample(load_split(data, split), subset, subset_seed)
+    metrics = evaluate_checkpoint(checkpoint, test, out, attacks, method, seed, params, overwrite)
+    line = f"{metrics['method']}: accuracy {100 * metrics['clean']['accuracy']:.2f}%"
+    for name, a in metrics["attacks"].items():
+        line += f", {name} {100 * a['accuracy']:.2f}% (drop {100 * a['drop']:.2f})"
+    if metrics["faithfulness"]:
+        f = metrics["faithfulness"]
+        line += f", comp {100 * f['comprehensiveness']:.2f}%, suff {100 * f['sufficiency']:.2f}%"
+    print(line)
+    print(f"wrote {Path(out) / 'metrics.json'}")
+    return str(Path(out) / "metrics.json")
+
+
+def report(
+    runs: list[str],
+    out: str,
+    attacks: str | None = None,
+    pairs_per_attack: int = 8,
+    priors_cache: str | None = None,
+    priors_data: DataSpec | None = None,
+    priors_split: str = "train",
+    priors_methods: list[str] = ["lime", "cap", "ig"],
+    heatmap_examples: int = 6,
+    heatmap_checkpoint: str | None = None,
+    seed: int = 0,
+    title: str = "eg-train evaluation report",
+    overwrite: bool = False,
+) -> str:
+    """Write ``report.md`` and a self-contained ``report.html`` from evaluation folders.
+
+    Args:
+        runs: evaluation folders (or metrics.json files); runs sharing a method are averaged.
+        out: report folder.
+        attacks: attack folder to draw original/attacked pairs from (default: the first run's).
+        pairs_per_attack: random changed pairs shown per attack.
+        priors_cache: prior cache folder; with it, heatmaps show the fused prior next to the model's IG.
+        priors_data: dataset of the cached priors; without a cache, heatmaps show the model's IG on
+            examples of this split; without either, the IG saved by ``evaluate`` (test examples).
+        priors_split: split of ``priors_data`` the priors were computed on.
+        priors_methods: priors to fuse (mean of min-max normalised priors).
+        heatmap_examples: number of heatmaps.
+        heatmap_checkpoint: model whose IG is shown (default: the first run's checkpoint).
+        seed: seed for the random pairs and heatmap examples.
+        title: report title.
+        overwrite: replace an existing report.
+    """
+    from eg_train.evaluation.report import (
+        load_runs,
+        model_heatmaps,
+        sample_attack_pairs,
+        saved_heatmaps,
+        write_report,
+    )
+
+    loaded = load_runs(runs)
+    attack_path = attacks or loaded[0].get("attack_path")
+    pairs = sample_attack_pairs(attack_path, pairs_per_attack, seed) if attack_path else []
+    heatmaps = []
+    if heatmap_examples > 0:
+        ckpt = heatmap_checkpoint or loaded[0]["checkpoint"]
+        if priors_cache:
+            if priors_data is None:
+                raise ValueError("--priors_cache needs --priors_data (the dataset the priors were computed on)")
+            from priors.cache import load_fused_priors
+
+            split = load_split(priors_data, priors_split)
+            priors = load_fused_priors(priors_cache, split, priors_methods, on_missing="skip")
+            heatmaps = model_heatmaps(ckpt, split, priors, heatmap_examples, seed)
+        elif priors_data is not None:
+            heatmaps = model_heatmaps(ckpt, load_split(priors_data, priors_split), None, heatmap_examples, seed)
+        else:  # no priors: the model's own attributions saved by `evaluate`
+            heatmaps = saved_heatmaps(loaded[0], heatmap_examples, seed)
+    paths = write_report(loaded, out, heatmaps, pairs, title, overwrite)
+    print(f"wrote {paths['markdown']} and {paths['html']}")
+    return str(paths["html"])
+
+
+# Bad input the user can fix: reported as one line (exit status 2), not as a traceback.
+USER_ERRORS = (DataError, AttackFileError, CheckpointLabelError, FileExistsError, FileNotFoundError)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point (``eg-eval``)."""
+    from jsonargparse import CLI
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        CLI([attack, evaluate, report], args=args, as_positional=False)
+    except USER_ERRORS as err:
+        print(f"eg-eval: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Evaluate a checkpoint on the clean test split and on attacked copies; write ``metrics.json``.
+
+Output folder layout::
+
+    metrics.json        accuracy / macro-F1 / confused pairs (clean and per attack), the drop from
+                        clean accuracy, comprehensiveness / sufficiency, run and dataset identity
+    predictions.jsonl   per test example: id, gold label, clean and attacked predictions
+    attributions.jsonl  per faithfulness example: words, the model's IG word scores, target
+
+Nothing is written before every input has been checked, and an existing ``metrics.json`` is
+never replaced unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from eg_train.data.source import DataError, LabelledSplit
+from eg_train.evaluation.attacks.build import fingerprint_split, load_attacks
+from eg_train.evaluation.attribution import encode_texts, predict_proba
+from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
+from eg_train.evaluation.metrics import accuracy, classification_metrics
+from eg_train.words import split_words
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointLabelError(ValueError):
+    """The checkpoint's label list is missing or differs from the dataset's."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings. ``faithfulness_examples``: seeded subset size (0 skips, -1 = all)."""
+
+    batch_size: int = 64
+    max_length: int = 128
+    faithfulness_examples: int = 500
+    faithfulness_target: str = "predicted"
+    ig_steps: int = 50
+    ig_batch_size: int = 8
+    bins: tuple[float, ...] = DEFAULT_BINS
+    top_pairs: int = 10
+    seed: int = 0
+
+
+def checkpoint_label_names(checkpoint: str | Path) -> list[str]:
+    """Label names from a checkpoint's ``config.id2label`` (error when absent or generic)."""
+    from transformers import AutoConfig
+
+    from eg_train.models.resolve import resolve_model
+
+    location = resolve_model(str(checkpoint)).location
+    if not Path(location).is_dir():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint folder not found")
+    config = AutoConfig.from_pretrained(location)
+    id2label = getattr(config, "id2label", None) or {}
+    names = [id2label[i] for i in sorted(id2label)]
+    if not names or all(str(n).startswith("LABEL_") for n in names):
+        raise CheckpointLabelError(
+            f"{checkpoint}: config.json has no label names (id2label is {names[:3]}...); "
+            "export the fine-tuned model with config.id2label set to the dataset's labels"
+        )
+    return names
+
+
+def check_labels(checkpoint: str | Path, test: LabelledSplit) -> list[str]:
+    """Raise :class:`CheckpointLabelError` when the checkpoint and the dataset label lists differ."""
+    names = checkpoint_label_names(checkpoint)
+    if names != list(test.label_names):
+        theirs, ours = names, list(test.label_names)
+        diff = sorted(set(theirs) ^ set(ours))[:5]
+        detail = f"labels in one list only: {diff}" if diff else "same labels in a different order"
+        raise CheckpointLabelError(
+            f"{checkpoint}: checkpoint labels ({len(theirs)}) differ from the test set's "
+            f"{test.source} ({len(ours)}); {detail}"
+        )
+    return names
+
+
+def _predict(model, tokenizer, texts: Sequence[str], cfg: EvalConfig) -> np.ndarray:
+    enc = encode_texts(tokenizer, texts, cfg.max_length)
+    return predict_proba(model, [e.input_ids for e in enc], tokenizer.pad_token_id, cfg.batch_size).argmax(-1)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    test: LabelledSplit,
+    out_dir: str | Path,
+    attacks: str | Path | None = None,
+    method: str | None = None,
+    run_seed: int | None = None,
+    config: EvalConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Evaluate ``checkpoint`` on ``test`` (and the attack splits in ``attacks``); return the metrics."""
+    from eg_train.models.resolve import load_sequence_classifier
+
+    cfg = config or EvalConfig()
+    out = Path(out_dir)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists() and not overwrite:
+        raise FileExistsError(f"{metrics_path} exists; pass --overwrite true to replace it")
+    if len(test) == 0:
+        raise DataError(f"{test.source}: the test split is empty; nothing to evaluate")
+    check_labels(checkpoint, test)
+    attack_sets = load_attacks(attacks, test) if attacks else {}
+
+    started = time.time()
+    model, tokenizer = load_sequence_classifier(str(checkpoint))
+    model.eval()
+    texts, gold = list(test.dataset["text"]), list(test.dataset["label"])
+    names = list(test.label_names)
+    clean_pred = _predict(model, tokenizer, texts, cfg)
+    clean = classification_metrics(gold, clean_pred, names, cfg.top_pairs)
+    log.info("clean accuracy %.4f macro-F1 %.4f (n=%d)", clean["accuracy"], clean["macro_f1"], len(texts))
+
+    attack_metrics, attack_preds = {}, {}
+    for name, ds in attack_sets.items():
+        pred = _predict(model, tokenizer, ds["text"], cfg)
+        changed = np.asarray(ds["changed"], dtype=bool)
+        m = classification_metrics(gold, pred, names, cfg.top_pairs)
+        correct_clean = clean_pred == np.asarray(gold)
+        m.update(
+            drop=clean["accuracy"] - m["accuracy"],
+            n_changed=int(changed.sum()),
+            accuracy_changed=accuracy(np.asarray(gold)[changed], pred[changed]) if changed.any() else None,
+            clean_accuracy_changed=accuracy(np.asarray(gold)[changed], clean_pred[changed]) if changed.any() else None,
+            # Attack success rate: of the texts the model got right, the share the attack flipped.
+            success_rate=float((correct_clean & (pred != np.asarray(gold))).sum() / max(1, correct_clean.sum())),
+        )
+        attack_metrics[name] = m
+        attack_preds[name] = pred
+        log.info("%s: accuracy %.4f (drop %.4f)", name, m["accuracy"], m["drop"])
+
+    faith = None
+    faith_rows: list[dict] = []
+    n_faith = len(texts) if cfg.faithfulness_examples < 0 else min(cfg.faithfulness_examples, len(texts))
+    if n_faith > 0:
+        rng = np.random.default_rng(cfg.seed)
+        idx = np.sort(rng.choice(len(texts), size=n_faith, replace=False))
+        res = faithfulness(
+            model, tokenizer, [texts[i] for i in idx], [gold[i] for i in idx],
+            target=cfg.faithfulness_target, bins=cfg.bins, n_steps=cfg.ig_steps,
+            batch_size=cfg.ig_batch_size, max_length=cfg.max_length,
+        )
+        faith = res.summary()
+        ids = test.dataset["id"]
+        for j, i in enumerate(idx):
+            faith_rows.append({
+                "id": ids[i],
+                "words": list(split_words(texts[i]).words),
+                "attribution": [round(float(v), 6) for v in res.attributions[j]],
+                "target": names[res.targets[j]],
+                "label": names[gold[i]],
+                "comprehensiveness": res.per_example_comprehensiveness[j],
+                "sufficiency": res.per_example_sufficiency[j],
+            })
+        log.info("comprehensiveness %.4f sufficiency %.4f (n=%d)", faith["comprehensiveness"], faith["sufficiency"], n_faith)
+
+    ckpt = Path(str(checkpoint))
+    metrics = {
+        "checkpoint": str(ckpt.resolve()) if ckpt.exists() else str(checkpoint),
+        "method": method or (ckpt.parent.name if ckpt.name == "model" else ckpt.name),
+        "seed": run_seed,
+        "dataset": {"source": test.source, "fingerprint": fingerprint_split(test), "n": len(test), "num_labels": len(names)},
+        "clean": clean,
+        "attacks": attack_metrics,
+        "attack_path": str(Path(attacks).resolve()) if attacks else None,
+        "faithfulness": faith,
+        "config": asdict(cfg),
+        "seconds": round(time.time() - started, 2),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    ids = test.dataset["id"]
+    lines = []
+    for i in range(len(texts)):
+        row = {"id": ids[i], "label": int(gold[i]), "clean": int(clean_pred[i])}
+        row.update({k: int(p[i]) for k, p in attack_preds.items()})
+        lines.append(json.dumps(row))
+    _write_atomic(out / "predictions.jsonl", "\n".join(lines) + "\n")
+    _write_atomic(out / "attributions.jsonl", "".join(json.dumps(r) + "\n" for r in faith_rows))
+    _write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # last: its presence means "complete"
+    return metrics

@@ -1,0 +1,389 @@
+"""Reports people can read: markdown + one self-contained HTML file (inline CSS, base64 PNGs).
+
+Sections: methods × metrics (mean ± std over the runs of a method), a PNG plot of clean vs
+adversarial accuracy per method, the most confused class pairs, per-example heatmaps of the
+fused prior next to the model's own attribution, and random original/attacked pairs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeatmapExample:
+    """One example's words with the fused prior (may be None) and the model's attribution."""
+
+    title: str
+    words: list[str]
+    model: np.ndarray
+    prior: np.ndarray | None = None
+
+
+@dataclass
+class AttackPair:
+    attack: str
+    gold: str
+    target: str
+    original: str
+    attacked: str
+    edits: list[dict]
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and aggregation
+def load_runs(paths: Sequence[str | Path]) -> list[dict]:
+    """Read ``metrics.json`` from each path (a file or a folder holding one)."""
+    if not paths:
+        raise ValueError("no runs given; pass one or more evaluation folders (each with metrics.json)")
+    runs = []
+    for p in paths:
+        p = Path(p)
+        f = p / "metrics.json" if p.is_dir() else p
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no metrics.json (run `eg-eval evaluate` first)")
+        m = json.loads(f.read_text(encoding="utf-8"))
+        m["_dir"] = str(f.parent)
+        runs.append(m)
+    fps = {r["dataset"]["fingerprint"] for r in runs}
+    if len(fps) > 1:
+        raise ValueError(f"runs were evaluated on different test sets (fingerprints {sorted(fps)}); compare like with like")
+    return runs
+
+
+def run_values(run: dict) -> dict[str, float]:
+    """Flat metric name -> value of one run (fractions; None-valued metrics are left out)."""
+    v = {"accuracy": run["clean"]["accuracy"], "macro_f1": run["clean"]["macro_f1"]}
+    for name, a in sorted(run.get("attacks", {}).items()):
+        v[f"{name}/accuracy"] = a["accuracy"]
+        v[f"{name}/drop"] = a["drop"]
+    f = run.get("faithfulness")
+    if f:
+        v["comprehensiveness"] = f["comprehensiveness"]
+        v["sufficiency"] = f["sufficiency"]
+    return v
+
+
+def aggregate(runs: Sequence[dict]) -> tuple[list[str], list[str], dict[str, dict[str, tuple[float, float, int]]]]:
+    """``(methods, metric names, table[method][metric] = (mean, std, n))``; std is the sample std (0 for n = 1)."""
+    by_method: dict[str, list[dict[str, float]]] = {}
+    for r in runs:
+        by_method.setdefault(r["method"], []).append(run_values(r))
+    metrics: list[str] = []
+    for vals in by_method.values():
+        for v in vals:
+            metrics.extend(k for k in v if k not in metrics)
+    table = {}
+    for method, vals in by_method.items():
+        table[method] = {}
+        for k in metrics:
+            xs = np.array([v[k] for v in vals if k in v], dtype=float)
+            if xs.size:
+                table[method][k] = (float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else 0.0, int(xs.size))
+    return list(by_method), metrics, table
+
+
+def confused_pairs_by_method(runs: Sequence[dict], top: int = 5) -> dict[str, list[dict]]:
+    """Clean-set confused pairs of each method, counts summed over its runs."""
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for r in runs:
+        acc = out.setdefault(r["method"], {})
+        for p in r["clean"]["confused_pairs"]:
+            key = (p["gold"], p["predicted"])
+            acc[key] = acc.get(key, 0) + p["count"]
+    return {
+        m: [{"gold": g, "predicted": p, "count": c} for (g, p), c in sorted(d.items(), key=lambda x: (-x[1], x[0]))[:top]]
+        for m, d in out.items()
+    }
+
+
+def sample_attack_pairs(attack_path: str | Path, n: int = 8, seed: int = 0) -> list[AttackPair]:
+    """``n`` random changed examples per attack split (seeded) for a person to read."""
+    import datasets
+
+    from eg_train.evaluation.attacks.build import attack_metadata
+
+    loaded = datasets.load_from_disk(str(attack_path))
+    pairs = []
+    for name in sorted(loaded):
+        ds = loaded[name]
+        labels = attack_metadata(ds)["label_names"]
+        changed = np.flatnonzero(np.asarray(ds["changed"], dtype=bool))
+        rng = np.random.default_rng(seed)
+        for i in np.sort(rng.choice(changed, size=min(n, changed.size), replace=False)):
+            r = ds[int(i)]
+            pairs.append(AttackPair(name, labels[r["label"]], labels[r["target_label"]], r["original_text"], r["text"], json.loads(r["edits"])))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# plots (matplotlib Agg, PNG bytes)
+def _png(fig) -> bytes:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def accuracy_plot(methods: Sequence[str], table: dict, attacks: Sequence[str]) -> bytes:
+    """Grouped bars: clean and per-attack accuracy of each method (error bars: std over runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = ["accuracy"] + [f"{a}/accuracy" for a in attacks]
+    names = ["clean"] + list(attacks)
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(methods) + 2), 3.6))
+    x = np.arange(len(methods))
+    for j, (key, label) in enumerate(zip(series, names)):
+        means = [100 * table[m].get(key, (np.nan, 0, 0))[0] for m in methods]
+        stds = [100 * table[m].get(key, (0, 0, 0))[1] for m in methods]
+        bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(x, methods)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Clean vs adversarial accuracy")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def heatmap_plot(ex: HeatmapExample) -> bytes:
+    """Two rows (fused prior, model IG), one column per word, each row min-max normalised."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from priors.fusion import normalise
+
+    rows, labels = [], []
+    if ex.prior is not None:
+        rows.append(normalise(np.asarray(ex.prior, dtype=float), "minmax"))
+        labels.append("fused prior")
+    rows.append(normalise(np.asarray(ex.model, dtype=float), "minmax"))
+    labels.append("model IG")
+    data = np.vstack(rows) if ex.words else np.zeros((len(rows), 1))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.62 * len(ex.words) + 1.4), 0.55 * len(rows) + 0.9))
+    ax.imshow(data, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(ex.words)), ex.words, rotation=40, ha="right", fontsize=9)
+    ax.set_yticks(range(len(rows)), labels, fontsize=9)
+    for (r, c), v in np.ndenumerate(data):
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.6 else "black")
+    ax.set_title(ex.title, fontsize=9, loc="left")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+def _fmt(cell: tuple[float, float, int] | None, percent: bool = True) -> str:
+    if cell is None:
+        return "–"
+    mean, std, n = cell
+    scale = 100 if percent else 1
+    return f"{scale * mean:.2f} ± {scale * std:.2f}" if n > 1 else f"{scale * mean:.2f}"
+
+
+def _highlight(original: str, attacked: str, edits: list[dict]) -> str:
+    """HTML of an attacked text with the inserted / replaced words marked.
+
+    Edits are replayed on per-word flags: an edit's position refers to the text after the edits
+    before it, so inserting shifts the flags of the words that follow.
+    """
+    from eg_train.words import split_words
+
+    flags = [False] * len(split_words(original).words)
+    for e in edits:
+        if e["op"] == "insert":
+            flags.insert(e["position"], True)
+        else:
+            flags[e["position"]] = True
+    w = split_words(attacked)
+    if len(flags) != len(w.words):  # cannot align (should not happen): show the text unmarked
+        return html.escape(attacked)
+    out, cursor = [], 0
+    for flag, (s, e) in zip(flags, w.spans):
+        out.append(html.escape(attacked[cursor:s]))
+        word = html.escape(attacked[s:e])
+        out.append(f"<mark>{word}</mark>" if flag else word)
+        cursor = e
+    out.append(html.escape(attacked[cursor:]))
+    return "".join(out)
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em} h2{font-size:1.25em;margin-top:1.6em;color:#333}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0} mark{background:#ffd54f;padding:0 .15em}
+.note{color:#666;font-size:.88em} .pairs td{max-width:420px}
+"""
+
+
+def _metric_label(k: str) -> str:
+    if "/" in k:
+        attack, what = k.split("/", 1)
+        return f"{attack.replace('_', ' ')} {'adv. acc.' if what == 'accuracy' else 'drop'}"
+    return k.replace("_", "-") if k == "macro_f1" else k
+
+
+def write_report(
+    runs: Sequence[dict],
+    out_dir: str | Path,
+    heatmaps: Sequence[HeatmapExample] = (),
+    attack_pairs: Sequence[AttackPair] = (),
+    title: str = "eg-train evaluation report",
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html`` and ``plots/*.png`` under ``out_dir``."""
+    out = Path(out_dir)
+    md_path, html_path = out / "report.md", out / "report.html"
+    if (md_path.exists() or html_path.exists()) and not overwrite:
+        raise FileExistsError(f"{out} already holds a report; pass --overwrite true to replace it")
+    methods, metrics, table = aggregate(runs)
+    attacks = sorted({k.split("/")[0] for k in metrics if "/" in k})
+    plots: dict[str, bytes] = {"accuracy.png": accuracy_plot(methods, table, attacks)}
+    for i, ex in enumerate(heatmaps):
+        plots[f"heatmap_{i:02d}.png"] = heatmap_plot(ex)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for name, data in plots.items():
+        (out / "plots" / name).write_bytes(data)
+
+    n_runs = {m: sum(1 for r in runs if r["method"] == m) for m in methods}
+    dataset = runs[0]["dataset"]
+    pairs = confused_pairs_by_method(runs)
+    md: list[str] = [f"# {title}", ""]
+    hp: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+    intro = (f"Test set: {dataset['source']} ({dataset['n']} examples, {dataset['num_labels']} labels, "
+             f"fingerprint {dataset['fingerprint']}). Values in %, mean ± sample std over runs where a method has several.")
+    md += [intro, ""]
+    hp.append(f"<p class='note'>{html.escape(intro)}</p>")
+
+    # methods x metrics
+    header = ["method", "runs"] + [_metric_label(k) for k in metrics]
+    md += ["## Methods × metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    hp += ["<h2>Methods × metrics</h2>", "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    for m in methods:
+        cells = [_fmt(table[m].get(k)) for k in metrics]
+        md.append(f"| {m} | {n_runs[m]} | " + " | ".join(cells) + " |")
+        hp.append(f"<tr><td>{html.escape(m)}</td><td class='num'>{n_runs[m]}</td>" + "".join(f"<td class='num'>{c}</td>" for c in cells) + "</tr>")
+    hp.append("</table>")
+    legend = ("Adv. acc.: accuracy on the attacked test set; drop: clean minus adversarial accuracy (points). "
+              "Comprehensiveness (higher is better) and sufficiency (lower is better): ERASER AOPC over 1/5/10/20/50 % of words.")
+    md += ["", legend, "", "![clean vs adversarial accuracy](plots/accuracy.png)", ""]
+    hp += [f"<p class='note'>{html.escape(legend)}</p>", _img(plots["accuracy.png"], "clean vs adversarial accuracy")]
+
+    # confused pairs
+    note = "Errors on the clean test set, summed over the runs of each method."
+    md += ["## Most confused class pairs (clean test set)", "", note, ""]
+    hp += ["<h2>Most confused class pairs (clean test set)</h2>", f"<p class='note'>{note}</p>"]
+    for m, lst in pairs.items():
+        md += [f"**{m}**", "", "| gold | predicted | errors |", "|---|---|---|"] + [f"| {p['gold']} | {p['predicted']} | {p['count']} |" for p in lst] + [""]
+        hp.append(f"<p><b>{html.escape(m)}</b></p><table><tr><th>gold</th><th>predicted</th><th>errors</th></tr>"
+                  + "".join(f"<tr><td>{html.escape(p['gold'])}</td><td>{html.escape(p['predicted'])}</td><td class='num'>{p['count']}</td></tr>" for p in lst)
+                  + "</table>")
+
+    # heatmaps
+    if heatmaps:
+        note = ("Each row is min-max normalised over the example's words (darker = more important). "
+                "The fused prior is what explanation-guided training aligns the model's IG with.")
+        if all(ex.prior is None for ex in heatmaps):
+            note += " No prior cache was given: only the model's own IG is shown."
+        md += ["## Fused prior vs the model's own attribution", "", note, ""]
+        hp += ["<h2>Fused prior vs the model's own attribution</h2>", f"<p class='note'>{html.escape(note)}</p>"]
+        for i, ex in enumerate(heatmaps):
+            md += [f"![{ex.title}](plots/heatmap_{i:02d}.png)", ""]
+            hp.append(_img(plots[f"heatmap_{i:02d}.png"], ex.title))
+
+    # attack pairs
+    if attack_pairs:
+        note = ("Random attacked examples (seeded) for a person to judge whether the gold intent is kept; "
+                "new words are highlighted. The target is the confusable class the attack pushes towards.")
+        md += ["## Original vs attacked texts", "", note, "", "| attack | gold | target | original | attacked |", "|---|---|---|---|---|"]
+        md += [f"| {p.attack} | {p.gold} | {p.target} | {p.original.replace('|', '/')} | {p.attacked.replace('|', '/')} |" for p in attack_pairs]
+        hp += ["<h2>Original vs attacked texts</h2>", f"<p class='note'>{html.escape(note)}</p>",
+               "<table class='pairs'><tr><th>attack</th><th>gold</th><th>target</th><th>original</th><th>attacked</th></tr>"]
+        hp += [f"<tr><td>{html.escape(p.attack)}</td><td>{html.escape(p.gold)}</td><td>{html.escape(p.target)}</td>"
+               f"<td>{html.escape(p.original)}</td><td>{_highlight(p.original, p.attacked, p.edits)}</td></tr>" for p in attack_pairs]
+        hp.append("</table>")
+
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>" + "\n".join(hp) + "</body></html>\n")
+    html_path.write_text(page, encoding="utf-8")
+    return {"markdown": md_path, "html": html_path, "plots": out / "plots"}
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f"<div><img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'></div>"
+
+
+def saved_heatmaps(run: dict, n: int = 6, seed: int = 0) -> list[HeatmapExample]:
+    """Model-only heatmaps from a run's ``attributions.jsonl`` (no recomputation, no prior)."""
+    path = Path(run["_dir"]) / "attributions.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        return []
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False).tolist())
+    return [
+        HeatmapExample(f"{rows[i]['id']} · gold: {rows[i]['label']} · attributed to: {rows[i]['target']}",
+                       rows[i]["words"], np.asarray(rows[i]["attribution"], dtype=float))
+        for i in chosen
+    ]
+
+
+def model_heatmaps(
+    checkpoint: str | Path,
+    split,
+    priors: Sequence[np.ndarray | None] | None,
+    n: int = 6,
+    seed: int = 0,
+    ig_steps: int = 50,
+) -> list[HeatmapExample]:
+    """Heatmap examples: the checkpoint's IG (to the gold label) next to the given fused priors.
+
+    ``priors`` holds one array (or None) per example of ``split``; examples with a prior are
+    sampled (seeded), or any examples when ``priors`` is None.
+    """
+    from eg_train.evaluation.attribution import encode_texts, word_integrated_gradients
+    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.words import split_words
+
+    eligible = list(range(len(split))) if priors is None else [i for i, p in enumerate(priors) if p is not None]
+    if not eligible:
+        return []
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(eligible, size=min(n, len(eligible)), replace=False).tolist())
+    model, tok = load_sequence_classifier(str(checkpoint))
+    texts = [split.dataset[i]["text"] for i in chosen]
+    labels = [split.dataset[i]["label"] for i in chosen]
+    attrs = word_integrated_gradients(model, encode_texts(tok, texts), labels, tok.pad_token_id, n_steps=ig_steps)
+    out = []
+    for i, text, y, a in zip(chosen, texts, labels, attrs):
+        prior = None if priors is None else np.asarray(priors[i], dtype=float)
+        words = list(split_words(text).words)
+        if prior is not None and prior.shape != (len(words),):
+            raise ValueError(f"example {split.dataset[i]['id']}: prior has {prior.shape} scores, text has {len(words)} words")
+        out.append(HeatmapExample(f"{split.dataset[i]['id']} · gold: {split.label_names[y]}", words, a, prior))
+    return out

@@ -1,0 +1,295 @@
+"""LightningModule: ``L = CE + beta * MSE(norm(IG_self), norm(prior))`` (SPEC §3).
+
+``IG_self`` is the classifier's own Integrated Gradients attribution to the gold label, computed
+inside the training step with ``create_graph=True`` (:mod:`eg_train.attribution`), summed per
+word and normalised per example over the words that have tokens; the squared error is averaged
+over those words, then over the examples that have a prior. Without priors in a batch (or with
+``beta = 0``) the step is plain cross-entropy through the same code path.
+
+Traps handled here (SPEC §3): the model is loaded with eager attention (fused SDPA kernels have
+no double backward); the IG path is its own leaf when the embeddings are frozen (LoRA); the
+total loss is returned to Lightning for one backward, so DDP all-reduces the second-order
+gradient like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from eg_train.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSpec:
+    """LoRA adapters (peft); ``target_modules`` None uses peft's defaults for the architecture."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] | None = None
+
+
+@dataclass
+class AlignmentLosses:
+    loss: Tensor
+    ce: Tensor
+    align: Tensor
+    acc: Tensor
+    n_aligned: int
+
+
+@dataclass
+class _Calibration:
+    profile: np.ndarray | None = None
+    rule: tuple[np.ndarray, np.ndarray] | None = None
+    at_step: int = -1
+    history: list[int] = field(default_factory=list)
+
+
+class EGModule(L.LightningModule):
+    """Sequence classifier trained with cross-entropy plus IG-to-prior alignment.
+
+    Args:
+        model_name: embedded alias, local directory or hub id of the SLM.
+        label_names: the dataset's labels in id order (linked from the datamodule by the CLI).
+        beta: weight of the alignment loss (SPEC: 1).
+        ig: how the training-time IG is computed (:class:`IGConfig`).
+        normalisation: per-example normalisation of both attribution and prior (minmax, l1, softmax).
+        ig_dropout: run the IG forward with dropout active (default off: the attribution of the
+            deterministic model is what is aligned, and what captum computes).
+        lora: LoRA adapters, or None to fine-tune every weight.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "all-minilm-l6-v2",
+        label_names: list[str] | None = None,
+        beta: float = 1.0,
+        ig: IGConfig | None = None,
+        normalisation: str = "minmax",
+        ig_dropout: bool = False,
+        lr: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        lora: LoraSpec | None = None,
+    ) -> None:
+        super().__init__()
+        if not label_names:
+            raise ValueError("label_names is required (the CLI links it from data.label_names)")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.save_hyperparameters()
+        from eg_train.models import load_sequence_classifier
+
+        self.ig = ig or IGConfig()
+        self.label_names = list(label_names)
+        # Eager attention: the fused SDPA / flash kernels have no double backward.
+        self.model, self.tokenizer = load_sequence_classifier(model_name, self.label_names, attn_implementation="eager")
+        if lora is not None:
+            from peft import LoraConfig, TaskType, get_peft_model
+
+            self.model = get_peft_model(
+                self.model,
+                LoraConfig(
+                    task_type=TaskType.SEQ_CLS,
+                    r=lora.r,
+                    lora_alpha=lora.alpha,
+                    lora_dropout=lora.dropout,
+                    target_modules=lora.target_modules,
+                ),
+            )
+        # from_pretrained returns eval mode; Lightning keeps module modes, so switch dropout on here.
+        self.model.train()
+        self._calib = _Calibration()
+
+    # -- losses -------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch.get("token_type_ids"),
+        ).logits
+
+    def _ig_rows(self, batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+        from eg_train.attribution import baseline_input_ids
+
+        sub = {k: v[rows] for k, v in batch.items() if isinstance(v, Tensor) and v.shape[:1] == batch["labels"].shape}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        sub["baseline_ids"] = baseline_input_ids(sub["input_ids"], sub["attention_mask"], sub["special_tokens_mask"], pad)
+        return sub
+
+    def maybe_calibrate(self, batch: dict[str, Tensor], step: int) -> None:
+        """Measure the IG path profile for the warped rule (first step, then every N steps)."""
+        if not self.ig.needs_calibration:
+            return
+        if self._calib.rule is not None and (step - self._calib.at_step) < self.ig.recalibrate_every:
+            return
+        rows = torch.nonzero(batch["has_prior"]).flatten()
+        if len(rows) == 0:
+            rows = torch.arange(len(batch["labels"]), device=batch["labels"].device)
+        sub = self._ig_rows(batch, rows[: self.ig.calibration_examples])
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            profile = path_profile(
+                self.model,
+                sub["input_ids"],
+                sub["attention_mask"],
+                sub["labels"],
+                sub["baseline_ids"],
+                sub.get("token_type_ids"),
+                resolution=self.ig.calibration_resolution,
+                output=self.ig.output,
+                chunk_size=self.ig.chunk_size,
+            )
+        finally:
+            self.model.train(was_training)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Every rank must use the same rule, or the ranks would optimise different losses.
+            t = torch.as_tensor(profile, device=self.device)
+            torch.distributed.all_reduce(t)
+            profile = (t / torch.distributed.get_world_size()).cpu().numpy()
+        self._calib.profile = profile
+        self._calib.rule = self.ig.rule(profile)
+        self._calib.at_step = step
+        self._calib.history.append(step)
+        log.debug("IG rule recalibrated at step %d: alphas %s", step, np.round(self._calib.rule[0], 3))
+
+    @property
+    def ig_rule(self) -> tuple[np.ndarray, np.ndarray]:
+        """The quadrature rule the next alignment step uses."""
+        return self._calib.rule if self._calib.rule is not None else self.ig.rule()
+
+    def self_attributions(self, batch: dict[str, Tensor], create_graph: bool = True) -> tuple[Tensor, Tensor]:
+        """Word-level IG of the model to the gold labels for every row: ``(attr, word_mask)``."""
+        rows = torch.arange(len(batch["labels"]), device=batch["labels"].device)
+        sub = self._ig_rows(batch, rows)
+        token_attr = integrated_gradients(
+            self.model,
+            sub["input_ids"],
+            sub["attention_mask"],
+            sub["labels"],
+            sub["baseline_ids"],
+            sub.get("token_type_ids"),
+            config=self.ig,
+            create_graph=create_graph,
+            rule=self.ig_rule,
+        )
+        return word_attributions(token_attr, sub["word_ids"], batch["word_mask"].shape[1]), batch["word_mask"]
+
+    def compute_losses(self, batch: dict[str, Tensor]) -> AlignmentLosses:
+        """CE on the batch plus ``beta`` times the alignment loss on the rows that have a prior."""
+        logits = self(batch)
+        ce = F.cross_entropy(logits, batch["labels"])
+        acc = (logits.argmax(-1) == batch["labels"]).float().mean()
+        has_prior = batch.get("has_prior")
+        n = int(has_prior.sum()) if has_prior is not None else 0
+        if self.hparams.beta == 0 or n == 0 or not torch.is_grad_enabled():
+            return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
+        rows = torch.nonzero(has_prior).flatten()
+        sub = self._ig_rows(batch, rows)
+        was_training = self.model.training
+        if not self.hparams.ig_dropout:
+            self.model.eval()
+        try:
+            token_attr = integrated_gradients(
+                self.model,
+                sub["input_ids"],
+                sub["attention_mask"],
+                sub["labels"],
+                sub["baseline_ids"],
+                sub.get("token_type_ids"),
+                config=self.ig,
+                create_graph=True,
+                rule=self.ig_rule,
+            )
+        finally:
+            self.model.train(was_training)
+        mask = sub["word_mask"]
+        words = word_attributions(token_attr, sub["word_ids"], mask.shape[1])
+        how = self.hparams.normalisation
+        diff = masked_normalise(words, mask, how) - masked_normalise(sub["prior"], mask, how)
+        per_example = (diff.pow(2) * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+        align = per_example.mean()
+        return AlignmentLosses(ce + self.hparams.beta * align, ce, align, acc, n)
+
+    def _uses_priors(self, batch: dict[str, Tensor]) -> bool:
+        # Decided per run (not per batch) when a datamodule is attached, so that all DDP ranks
+        # calibrate at the same steps even when one rank's batch has no prior.
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "prior"):
+            return dm.prior is not None
+        return bool(batch["has_prior"].any())
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self.hparams.beta > 0 and self._uses_priors(batch):
+            # Called on every rank at the same steps (the profile is all-reduced under DDP).
+            self.maybe_calibrate(batch, self.global_step)
+        out = self.compute_losses(batch)
+        bs = len(batch["labels"])
+        self.log_dict(
+            {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc},
+            prog_bar=True,
+            batch_size=bs,
+            sync_dist=False,
+        )
+        return out.loss
+
+    def _eval_step(self, batch: dict[str, Tensor], prefix: str) -> None:
+        logits = self(batch)
+        ce = F.cross_entropy(logits, batch["labels"])
+        acc = (logits.argmax(-1) == batch["labels"]).float().mean()
+        self.log_dict({f"{prefix}_ce": ce, f"{prefix}_acc": acc}, prog_bar=True, batch_size=len(batch["labels"]), sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = get_linear_schedule_with_warmup(opt, int(self.hparams.warmup_ratio * total), total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self, directory: str | Path) -> Path:
+        """Write the fine-tuned classifier + tokenizer with ``save_pretrained`` (LoRA merged)."""
+        directory = Path(directory)
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            # Merge a copy: the live module keeps its adapters (training may resume).
+            model = copy.deepcopy(model).merge_and_unload()
+        model.config.id2label = dict(enumerate(self.label_names))
+        model.config.label2id = {n: i for i, n in enumerate(self.label_names)}
+        directory.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        return directory
+
+
+class ExportModel(L.Callback):
+    """After ``fit``, save ``<run dir>/model`` (rank 0 only)."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: EGModule) -> None:
+        # trainer.log_dir is a collective under DDP: every rank must ask for it.
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        if trainer.is_global_zero:
+            path = pl_module.export(run_dir / "model")
+            log.info("fine-tuned model written to %s", path)

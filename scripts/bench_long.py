@@ -1,0 +1,403 @@
+"""Long-input benchmark: full-document LIME vs Focus-LIME at the same target-query budget.
+
+Documents are built by placing one short labelled CLINC150 query (the evidence, known words)
+among filler sentences: CLINC150 queries of intents outside the label space, grouped into
+paragraphs, at several lengths. Each method attributes the gold label with the same number
+of target queries; then the words are deleted in attribution order.
+
+Metrics per method and length (mean over documents, medians in the JSON too):
+- ``aopc@k`` = p(y|x) - p(y|x without the top-k words) (deletion), for k = 10, 50, 100;
+  ``mean_aopc`` = the mean of ``aopc@k`` over k = 1..100. Ties (Focus-LIME's 0-scored words
+  outside the focus) are broken in a seeded random order.
+- ``recall150``: fraction of the evidence words among the top ceil(1.5 x |evidence|) words.
+- target queries (the attribution budget), proxy queries, deletion-evaluation queries (counted
+  apart), wall time of the attribution, tokens the target actually encoded.
+
+Models (all offline): the *target* is the embedded SLM fine-tuned with CE on the label intents
+plus an "other" class (queries of the remaining intents), read sentence by sentence:
+p(y|document) = max over sentences of p(y|sentence), the multiple-instance reading of "does
+the document contain a request of intent y" (like the Focus-LIME paper's clause questions).
+Fillers the target already reads as y (p > ``--filler-max-p``) are vetoed, so the planted
+query is the only evidence. ``--target smollm2-135m-instruct`` uses the LLM with the plain
+prompt instead: about 40 s per query on a 4,096-word document on this 2-core CPU (measured),
+so only for a machine with time or a GPU. The *proxy* is the same SLM fine-tuned on far fewer
+examples (a stand-in for "the SLM being trained"). Both checkpoints are fine-tuned once and
+cached under ``$EG_TRAIN_CACHE/bench_long`` (a few minutes on the first run).
+
+Every attribution starts with cold memo caches. The sentence-level target memoises sentence
+logits, so Focus-LIME's Phase II (which changes only the focus sentences) encodes far fewer
+tokens than full LIME; ``target_tokens`` reports the work actually done. A causal-LM target
+has no such reuse: there a Phase II query costs a whole document.
+
+    python scripts/bench_long.py --quick --out results/bench_long_quick.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eg_train.data.source import DataSpec, load_split, readable_label  # noqa: E402
+from eg_train.models.resolve import cache_dir, load_causal_lm, load_sequence_classifier  # noqa: E402
+from eg_train.words import Words, split_words  # noqa: E402
+from priors.base import PriorBatch  # noqa: E402
+from priors.focus import FocusConfig, FocusSelector  # noqa: E402
+from priors.methods.lime import LimePrior  # noqa: E402
+from priors.proxy import ClassifierScorer  # noqa: E402
+
+log = logging.getLogger("bench_long")
+SLM = "all-minilm-l6-v2"
+
+
+# ----------------------------------------------------------------------------- data
+def sentence(text: str) -> str:
+    """A CLINC query as a sentence: capitalised, with terminal punctuation."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text[-1:] in ".?!" else text + "."
+
+
+def build_document(
+    evidence: str, fillers: list[str], n_words: int, rng: np.random.Generator, accept=None
+) -> tuple[str, np.ndarray]:
+    """Evidence sentence at a random position among filler sentences, in paragraphs of 3-6
+    sentences, until the text has ``n_words`` words. ``accept(sentences) -> bool mask`` may veto
+    fillers (e.g. those the target already reads as the gold label). Returns the text and the
+    evidence word ids."""
+    ev = sentence(evidence)
+    target = n_words - len(split_words(ev))
+    sents, count = [], 0
+    order = rng.permutation(len(fillers))
+    for start in range(0, len(order), 64):
+        if count >= target:
+            break
+        block = [sentence(fillers[i]) for i in order[start : start + 64]]
+        ok = accept(block) if accept is not None else np.ones(len(block), dtype=bool)
+        for s, good in zip(block, ok):
+            if good and count < target:
+                sents.append(s)
+                count += len(split_words(s))
+    if count < target:
+        raise ValueError(f"not enough filler sentences for {n_words} words")
+    pos = int(rng.integers(0, len(sents) + 1))
+    sents.insert(pos, ev)
+    paragraphs, i = [], 0
+    while i < len(sents):
+        size = int(rng.integers(3, 7))
+        paragraphs.append(" ".join(sents[i : i + size]))
+        i += size
+    text = "\n\n".join(paragraphs)
+    start = _find_sentence(text, ev, sents, pos)
+    words = split_words(text)
+    evidence_ids = np.array([j for j, (s, e) in enumerate(words.spans) if start <= s and e <= start + len(ev)])
+    return text, evidence_ids
+
+
+def _find_sentence(text: str, ev: str, sents: list[str], pos: int) -> int:
+    """Character offset of the ``pos``-th sentence (the evidence) in the joined text."""
+    cursor = 0
+    for s in sents[:pos]:
+        cursor = text.index(s, cursor) + len(s)
+    return text.index(ev, cursor)
+
+
+# ----------------------------------------------------------------------------- models
+def finetune(texts: list[str], labels: list[int], label_names: list[str], *, epochs: int, seed: int, tag: str) -> Path:
+    """CE fine-tune of the embedded SLM (cached by data + settings); returns its directory."""
+    key = hashlib.sha1(json.dumps([texts, labels, label_names, epochs, seed]).encode()).hexdigest()[:12]
+    out = cache_dir() / "bench_long" / f"{tag}-{key}"
+    if (out / "config.json").is_file():
+        return out
+    torch.manual_seed(seed)
+    model, tok = load_sequence_classifier(SLM, label_names)
+    # Fine-tune the top half only: a third less backward work on a shared 2-core CPU.
+    for p in [*model.bert.embeddings.parameters(), *model.bert.encoder.layer[:3].parameters()]:
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4, weight_decay=0.01)
+    rng = np.random.default_rng(seed)
+    model.train()
+    steps = epochs * math.ceil(len(texts) / 16)
+    with tqdm(total=steps, desc=f"fine-tune {tag}") as bar:
+        for _ in range(epochs):
+            order = rng.permutation(len(texts))
+            for s in range(0, len(order), 16):
+                idx = order[s : s + 16]
+                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=48, return_tensors="pt")
+                loss = model(**enc, labels=torch.tensor([labels[i] for i in idx])).loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def classifier_scorer(path: Path, label_names: list[str], model_id: str) -> ClassifierScorer:
+    model, tok = load_sequence_classifier(str(path), label_names)
+    return ClassifierScorer(model, tok, model_id=model_id, chunking="sentence", pooling="max", max_length=64)
+
+
+# ----------------------------------------------------------------------------- metrics
+def deletion_order(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Word indices by decreasing score; equal scores in a seeded random order."""
+    return np.lexsort((rng.random(len(scores)), -np.asarray(scores, dtype=np.float64)))
+
+
+def deletion_drops(scorer, words: Words, label: int, order: np.ndarray, k_max: int) -> tuple[float, np.ndarray]:
+    """``p(y|x)`` and ``p(y|x) - p(y|x without order[:k])`` for k = 1..k_max."""
+    k_max = min(k_max, len(words))
+    texts = [words.text]
+    keep = np.ones(len(words), dtype=np.uint8)
+    for k in range(1, k_max + 1):
+        keep[order[k - 1]] = 0
+        texts.append(words.keep(keep))
+    p = np.exp(scorer.log_prob(texts, [label] * len(texts)))
+    return float(p[0]), p[0] - p[1:]
+
+
+def evidence_recall(order: np.ndarray, evidence: np.ndarray, factor: float = 1.5) -> float:
+    """Share of the evidence words among the top ``ceil(factor * |evidence|)`` words."""
+    if len(evidence) == 0:
+        return float("nan")
+    k = math.ceil(factor * len(evidence))
+    return len(set(order[:k].tolist()) & set(evidence.tolist())) / len(evidence)
+
+
+def decisive_words(scorer, evidence: str, label: int, min_drop: float = 0.1) -> np.ndarray:
+    """Positions (within the evidence sentence) of the words whose deletion alone lowers the
+    target's p(y | evidence sentence) by more than ``min_drop``: the words the target uses."""
+    w = split_words(evidence)
+    texts = [evidence] + [w.keep(np.arange(len(w)) != j) for j in range(len(w))]
+    p = np.exp(scorer.log_prob(texts, [label] * len(texts)))
+    return np.flatnonzero(p[0] - p[1:] > min_drop)
+
+
+# ----------------------------------------------------------------------------- benchmark
+def run_method(name, prior, scorer, proxy, doc, label, did) -> dict:
+    for s in (scorer, proxy):
+        if hasattr(s, "clear_memo"):
+            s.clear_memo()  # each attribution starts cold: no reuse across methods
+    q0, t0 = scorer.queries, getattr(scorer, "tokens_encoded", 0)
+    start = time.perf_counter()
+    if prior is None:  # random baseline
+        scores = np.random.default_rng(abs(hash(did)) % 2**32).random(len(split_words(doc)))
+        res = None
+    else:
+        res = prior.compute(PriorBatch([did], [doc], [label]))[0]
+        scores = res.scores
+    wall = time.perf_counter() - start
+    return {
+        "scores": scores,
+        "wall_s": wall,
+        "target_queries": scorer.queries - q0,
+        "target_tokens": getattr(scorer, "tokens_encoded", 0) - t0,
+        "proxy_queries": 0 if res is None else res.proxy_queries,
+        "focus_words": -1 if res is None else res.focus_words,
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    keys = ["aopc@10", "aopc@50", "aopc@100", "mean_aopc", "recall150", "recall150_decisive", "p_full", "target_queries",
+            "proxy_queries", "eval_queries", "wall_s", "target_tokens", "focus_words"]
+    out = {}
+    for k in keys:
+        v = np.array([r[k] for r in rows], dtype=np.float64)
+        v = v[np.isfinite(v)]  # recall over decisive words is undefined when there are none
+        out[k] = float(v.mean()) if len(v) else float("nan")
+        out[k + "_median"] = float(np.median(v)) if len(v) else float("nan")
+    out["docs"] = len(rows)
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# bench_long ({result['config']['target']} target, {result['config']['budget']} target queries per attribution)",
+        "",
+        "| words | method | docs | p(y\\|x) | mean AOPC | AOPC@10 | AOPC@50 | AOPC@100 | recall@150% | recall@150% decisive | target q | proxy q | focus words | wall s (median) | target tokens |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for length, methods in result["per_length"].items():
+        for m, s in methods.items():
+            lines.append(
+                f"| {length} | {m} | {s['docs']} | {s['p_full']:.3f} | {s['mean_aopc']:.3f} | {s['aopc@10']:.3f} | {s['aopc@50']:.3f} | "
+                f"{s['aopc@100']:.3f} | {s['recall150']:.2f} | {s['recall150_decisive']:.2f} | {s['target_queries']:.0f} | {s['proxy_queries']:.0f} | "
+                f"{s['focus_words']:.0f} | {s['wall_s_median']:.1f} | {s['target_tokens']:.0f} |"
+            )
+    lines += ["", "Summary (longest length):", "", "```", json.dumps(
+        {k: result[k] for k in ("aopc_ratio_focus_over_full", "evidence_recall_150", "wall_ratio_focus_over_full",
+                                "target_queries_focus", "target_queries_full")}, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="lengths 256 and 1024, one document each, budget 50")
+    ap.add_argument("--out", required=True, help="JSON output; a markdown table is written next to it (.md)")
+    ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
+    ap.add_argument("--docs", type=int, nargs="+", default=[4, 3, 2], help="documents per length (one value or one per length)")
+    ap.add_argument("--budget", type=int, default=100, help="target queries per attribution (both methods)")
+    ap.add_argument("--word-budget", type=int, default=FocusConfig.word_budget)
+    ap.add_argument("--proxy-samples", type=int, default=FocusConfig.proxy_samples)
+    ap.add_argument("--keep-fraction", type=float, default=FocusConfig.keep_fraction)
+    ap.add_argument("--n-intents", type=int, default=20, help="size of the label space (CLINC150 intents)")
+    ap.add_argument("--target-k", type=int, default=16, help="training queries per intent for the target SLM")
+    ap.add_argument("--proxy-k", type=int, default=8, help="training queries per intent for the proxy SLM")
+    ap.add_argument("--target", default="slm", help="'slm' (fine-tuned, sentence-chunked) or a causal LM name")
+    ap.add_argument("--k-max", type=int, default=100)
+    ap.add_argument("--filler-max-p", type=float, default=0.1, help="veto fillers with target p(gold) above this")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.manual_seed(args.seed)
+    if args.quick:
+        args.lengths, args.docs = [256, 1024], [1]
+        args.budget = min(args.budget, 50)
+    docs_per = args.docs * len(args.lengths) if len(args.docs) == 1 else args.docs
+    if len(docs_per) != len(args.lengths):
+        ap.error("--docs takes one value or one per length")
+
+    # Label space: n intents plus "other"; fillers come from the remaining intents. Some of the
+    # remaining-intent queries train "other" (so that the classifier has somewhere to put
+    # fillers); fillers are drawn from the rest.
+    train = load_split(DataSpec(preset="clinc150"), "train")
+    test = load_split(DataSpec(preset="clinc150"), "test")
+    rng = np.random.default_rng(args.seed)
+    all_names = train.label_names
+    intents = sorted(rng.choice(len(all_names), size=args.n_intents, replace=False).tolist())
+    names = [all_names[i] for i in intents] + ["other"]
+    other = len(names) - 1
+    remap = {c: j for j, c in enumerate(intents)}
+    tr_text, tr_label = train.dataset["text"], train.dataset["label"]
+    by_class = {j: [t for t, y in zip(tr_text, tr_label) if remap.get(y) == j] for j in range(other)}
+    pool = [tr_text[i] for i in rng.permutation(len(tr_text)) if tr_label[i] not in remap]
+    n_other = 4 * args.target_k * 2  # two disjoint "other" sets (target, proxy), the rest are fillers
+    by_class[other] = pool[:n_other]
+    fillers = pool[n_other:]
+
+    def subset(k: int, seed: int, half: int):
+        r = np.random.default_rng(seed)
+        texts, labels = [], []
+        for j, texts_j in by_class.items():
+            if j == other:
+                chosen = texts_j[half * n_other // 2 : half * n_other // 2 + 4 * k]
+            else:
+                chosen = [texts_j[i] for i in r.choice(len(texts_j), size=min(k, len(texts_j)), replace=False)]
+            texts.extend(chosen)
+            labels.extend([j] * len(chosen))
+        return texts, labels
+
+    t0 = time.perf_counter()
+    tgt_dir = finetune(*subset(args.target_k, args.seed, 0), names, epochs=2, seed=args.seed, tag=f"target-k{args.target_k}")
+    prx_dir = finetune(*subset(args.proxy_k, args.seed + 1, 1), names, epochs=2, seed=args.seed + 1, tag=f"proxy-k{args.proxy_k}")
+    setup_s = time.perf_counter() - t0
+    proxy = classifier_scorer(prx_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.proxy_k}")
+    slm_target = classifier_scorer(tgt_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.target_k}")
+    if args.target == "slm":
+        target, target_id = slm_target, slm_target.model_id
+    else:
+        from priors.prompts import plain_template
+        from priors.scorer import LabelScorer
+
+        lm, tok = load_causal_lm(args.target)
+        target = LabelScorer(lm, tok, plain_template(), names, batch_size=4, max_text_tokens=16384)
+        target_id = args.target
+
+    # Evidence: held-out test queries of the label intents (>= 5 words) that the target gets right alone.
+    te = [(t, remap[y]) for t, y in zip(test.dataset["text"], test.dataset["label"]) if y in remap and len(split_words(t)) >= 5]
+    pick = rng.permutation(len(te))[: 4 * sum(docs_per) + 20]
+    cand = [te[i] for i in pick]
+    alone = target.log_prob([sentence(t) for t, _ in cand], [y for _, y in cand])
+    pred_ok = [c for c, lp in zip(cand, alone) if lp > math.log(0.5)]
+    acc_p = {"proxy_p_gold_median": float(np.median(np.exp(proxy.log_prob([sentence(t) for t, _ in cand], [y for _, y in cand])))),
+             "target_p_gold_median": float(np.median(np.exp(alone)))}
+    log.info("evidence candidates: %d of %d with target p(gold) > 0.5; %s", len(pred_ok), len(cand), acc_p)
+
+    focus_cfg = FocusConfig(min_words=0, word_budget=args.word_budget, proxy_samples=args.proxy_samples,
+                            keep_fraction=args.keep_fraction, seed=args.seed)
+    selector = FocusSelector(proxy, focus_cfg, proxy_id=proxy.model_id)
+    full = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed)
+    focused = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed, focus=selector)
+    methods = {"full_lime": full, "focus_lime": focused, "random": None}
+
+    per_length: dict[str, dict] = {}
+    raw: list[dict] = []
+    ev_iter = iter(pred_ok)
+    for length, n_docs in zip(args.lengths, docs_per):
+        rows: dict[str, list[dict]] = {m: [] for m in methods}
+        for d in tqdm(range(n_docs), desc=f"{length} words"):
+            ev_text, label = next(ev_iter)
+            doc_rng = np.random.default_rng([args.seed, length, d])
+            # Fillers the target itself reads as the gold label would be evidence too: veto them.
+            accept = lambda block, y=label: np.exp(target.log_prob(block, [y] * len(block))) < args.filler_max_p  # noqa: E731
+            doc, evidence = build_document(ev_text, fillers, length, doc_rng, accept)
+            words = split_words(doc)
+            did = f"len{length}-doc{d}"
+            decisive = evidence[decisive_words(target, sentence(ev_text), label)]
+            for m, prior in methods.items():
+                r = run_method(m, prior, target, proxy, doc, label, did)
+                order = deletion_order(r["scores"], np.random.default_rng([args.seed, length, d, 7]))
+                q0 = target.queries
+                p_full, drops = deletion_drops(target, words, label, order, args.k_max)
+                r.update({
+                    "aopc@10": float(drops[9]), "aopc@50": float(drops[49]), "aopc@100": float(drops[args.k_max - 1]),
+                    "mean_aopc": float(drops.mean()), "recall150": evidence_recall(order, evidence), "p_full": p_full,
+                    "recall150_decisive": evidence_recall(order, decisive), "decisive_words": len(decisive),
+                    "eval_queries": target.queries - q0,
+                })
+                rows[m].append(r)
+                raw.append({"length": length, "doc": d, "method": m, "words": len(words), "evidence": ev_text,
+                            "label": names[label], **{k: v for k, v in r.items() if k != "scores"},
+                            "top10": [words.words[j] for j in order[:10]]})
+                log.info("%s %s: mean AOPC %.3f recall %.2f wall %.1fs queries %d/%d (target/proxy) focus %d words",
+                         did, m, r["mean_aopc"], r["recall150"], r["wall_s"], r["target_queries"], r["proxy_queries"], r["focus_words"])
+        per_length[str(length)] = {m: summarise(v) for m, v in rows.items()}
+
+    longest = per_length[str(args.lengths[-1])]
+    f, u = longest["focus_lime"], longest["full_lime"]
+    result = {
+        "config": {**vars(args), "docs": docs_per, "intents": names, "target": target_id, "proxy": proxy.model_id,
+                   "focus": selector.config(), "torch_threads": torch.get_num_threads()},
+        "setup_s": setup_s,
+        "models": acc_p,
+        "aopc_ratio_focus_over_full": f["mean_aopc"] / u["mean_aopc"] if u["mean_aopc"] > 0 else float("inf"),
+        "evidence_recall_150": f["recall150"],
+        "evidence_recall_150_full": u["recall150"],
+        "evidence_recall_150_decisive": f["recall150_decisive"],
+        "evidence_recall_150_decisive_full": u["recall150_decisive"],
+        "evidence_recall_150_by_length": {k: v["focus_lime"]["recall150"] for k, v in per_length.items()},
+        "aopc_ratio_by_length": {k: (v["focus_lime"]["mean_aopc"] / v["full_lime"]["mean_aopc"] if v["full_lime"]["mean_aopc"] > 0 else float("inf"))
+                                 for k, v in per_length.items()},
+        "wall_ratio_focus_over_full": f["wall_s_median"] / u["wall_s_median"],
+        "target_queries_focus": f["target_queries"],
+        "target_queries_full": u["target_queries"],
+        "proxy_queries_focus": f["proxy_queries"],
+        "per_length": per_length,
+        "documents": raw,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    md = markdown(result)
+    out.with_suffix(".md").write_text(md)
+    print(md)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""EGModule: the loss, its training signal, LoRA and the export contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eg_train.attribution import IGConfig, masked_normalise
+from eg_train.data import DataSpec, load_split
+from eg_train.datamodule import EncodedDataset, collate
+from eg_train.module import EGModule, LoraSpec
+
+TEXTS = ["My card got blocked, help!", "How long do transfers take?", "I forgot my PIN.", "Reset my PIN please"]
+LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]
+Y = [0, 1, 2, 2]
+
+
+def make_batch(module: EGModule, priors: list[np.ndarray | None] | None) -> dict:
+    import datasets
+
+    from eg_train.data.source import LabelledSplit
+
+    split = LabelledSplit(
+        datasets.Dataset.from_dict({"id": [f"t-{i}" for i in range(len(TEXTS))], "text": TEXTS, "label": Y}), LABELS, "test"
+    )
+    ds = EncodedDataset(split, module.tokenizer, 64, priors)
+    return collate([ds[i] for i in range(len(ds))], module.tokenizer.pad_token_id)
+
+
+def random_priors(seed=0):
+    from eg_train.words import split_words
+
+    rng = np.random.default_rng(seed)
+    return [rng.random(len(split_words(t))).astype(np.float32) for t in TEXTS]
+
+
+@pytest.fixture(scope="module")
+def module():
+    torch.manual_seed(0)
+    return EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=2, method="gausslegendre"))
+
+
+def test_loss_is_ce_plus_beta_alignment(module):
+    batch = make_batch(module, random_priors())
+    module.eval()  # deterministic CE for the comparison
+    out = module.compute_losses(batch)
+    assert out.n_aligned == len(TEXTS) and out.align > 0
+    assert torch.isclose(out.loss, out.ce + module.hparams.beta * out.align)
+    no_prior = module.compute_losses(make_batch(module, None))
+    assert no_prior.n_aligned == 0 and no_prior.align == 0 and torch.equal(no_prior.loss, no_prior.ce)
+    assert torch.isclose(no_prior.ce, out.ce)
+
+
+def test_alignment_is_zero_for_the_model_s_own_attribution(module):
+    module.eval()
+    batch = make_batch(module, random_priors())
+    attr, mask = module.self_attributions(batch, create_graph=False)
+    own = [a[: int(m.sum())].detach().numpy() for a, m in zip(attr, mask)]
+    out = module.compute_losses(make_batch(module, own))
+    assert out.align.item() < 1e-10
+
+
+def test_partial_priors_align_only_those_rows(module):
+    module.eval()
+    priors = random_priors()
+    partial = make_batch(module, [priors[0], None, priors[2], None])
+    only = make_batch(module, priors)
+    out = module.compute_losses(partial)
+    assert out.n_aligned == 2
+    # The mean over the two rows with priors, computed from the full-prior batch row by row.
+    attr, mask = module.self_attributions(only, create_graph=False)
+    a = masked_normalise(attr, mask)
+    p = masked_normalise(only["prior"], mask)
+    per_row = ((a - p) ** 2 * mask).sum(-1) / mask.sum(-1)
+    assert torch.isclose(out.align, per_row[[0, 2]].mean(), atol=1e-6)
+
+
+def test_training_steps_reduce_the_alignment_loss():
+    torch.manual_seed(0)
+    m = EGModule("all-minilm-l6-v2", LABELS, beta=1.0, ig=IGConfig(steps=2, method="gausslegendre"), lr=1e-3)
+    m.model.eval()  # no dropout: the decrease is the optimiser's, not noise
+    batch = make_batch(m, random_priors(1))
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-4)
+    losses = []
+    for _ in range(6):
+        out = m.compute_losses(batch)
+        losses.append(out.align.item())
+        opt.zero_grad()
+        (out.align * 10).backward()
+        opt.step()
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_lora_alignment_trains_adapters_and_export_merges(tmp_path):
+    from eg_train.models import load_sequence_classifier
+
+    torch.manual_seed(0)
+    m = EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=2, method="gausslegendre"), lora=LoraSpec(r=4))
+    m.eval()
+    batch = make_batch(m, random_priors())
+    out = m.compute_losses(batch)
+    lora_params = {n: p for n, p in m.named_parameters() if "lora_" in n}
+    assert lora_params and not m.model.get_input_embeddings().weight.requires_grad
+    grads = torch.autograd.grad(out.align, list(lora_params.values()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    with torch.no_grad():  # make the adapters non-trivial (lora_B starts at zero)
+        for n, p in lora_params.items():
+            p.add_(0.05 * torch.randn_like(p))
+    with torch.no_grad():
+        expected = m(batch)
+    path = m.export(tmp_path / "model")
+    assert "lora_" in "".join(n for n, _ in m.named_parameters())  # live module keeps its adapters
+    model, tok = load_sequence_classifier(str(path), LABELS)
+    model.eval()
+    with torch.no_grad():
+        got = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert [model.config.id2label[i] for i in range(3)] == LABELS
+
+
+def test_export_writes_labels_in_order(module, tmp_path):
+    from transformers import AutoConfig
+
+    path = module.export(tmp_path / "model")
+    cfg = AutoConfig.from_pretrained(path)
+    assert [cfg.id2label[i] for i in range(len(LABELS))] == LABELS
+    assert (path / "tokenizer.json").is_file()
+
+
+def test_warped_rule_calibration(module):
+    m = EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=3, recalibrate_every=5))
+    batch = make_batch(m, random_priors())
+    m.maybe_calibrate(batch, 0)
+    first = m.ig_rule
+    assert len(first[0]) == 3 and not np.allclose(first[0], IGConfig(steps=3, method="gausslegendre").rule()[0])
+    m.maybe_calibrate(batch, 3)  # not due yet
+    assert m._calib.history == [0]
+    m.maybe_calibrate(batch, 5)
+    assert m._calib.history == [0, 5]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="label_names"):
+        EGModule("all-minilm-l6-v2", None)
+    with pytest.raises(ValueError, match="quadrature"):
+        IGConfig(method="simpson")
+    with pytest.raises(ValueError, match="beta"):
+        EGModule("all-minilm-l6-v2", LABELS, beta=-1)
