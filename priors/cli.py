@@ -127,7 +127,11 @@ def _parser_namespace_to_config(ns) -> PriorsConfig:
     d = ns.as_dict()
     data = d.pop("data")
     data = data if isinstance(data, DataSpec) else DataSpec(**data)
-    return PriorsConfig(data=data, **d)
+    from priors.focus import FocusConfig
+
+    focus = d.pop("focus", None) or {}
+    focus = focus if isinstance(focus, FocusConfig) else FocusConfig(**focus)
+    return PriorsConfig(data=data, focus=focus, **d)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from eg_train.data.source import DataSpec, LabelledSplit, load_split
 from eg_train.data.fewshot import sample_k_per_class
 from priors.base import PriorMethod, build_prior
+from priors.focus import FocusConfig
 from priors.prompts import DEFAULT_INSTRUCTION, class_aware_template, plain_template
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ class PriorsConfig:
     scorer_batch_size: int = 64
     slm_checkpoint: str | None = None  # CE-trained classifier for the IG prior
     ig_steps: int = 50
+    # Focus-LIME (long inputs): with a proxy, LIME and CAP attribute inputs longer than
+    # focus.min_words inside the focus the proxy selects.
+    focus_proxy: str | None = None  # classifier checkpoint (e.g. the CE model) or causal LM name
+    focus_proxy_kind: str = "classifier"  # classifier | causal_lm
+    focus: FocusConfig = field(default_factory=FocusConfig)
     cache_dir: str = "outputs/prior_cache"
     batch_size: int = 4  # examples per cache part
     rank: int | None = None
@@ -59,6 +65,7 @@ def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod
     methods: list[PriorMethod] = []
     llm = None
     common = dict(n_samples=cfg.n_samples, ridge_lambda=cfg.ridge_lambda, seed=cfg.seed, model_id=cfg.llm)
+    focus = build_focus(cfg, label_names) if any(m in ("lime", "cap") for m in cfg.methods) else None
     for name in cfg.methods:
         if name in ("lime", "cap"):
             if llm is None:
@@ -69,7 +76,7 @@ def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod
                 renormalise=cfg.renormalise, batch_size=cfg.scorer_batch_size, max_text_tokens=cfg.max_text_tokens,
             )
             extra = {"kernel_width": cfg.kernel_width} if name == "lime" else {}
-            methods.append(build_prior(name, scorer=scorer, **common, **extra))
+            methods.append(build_prior(name, scorer=scorer, focus=focus, **common, **extra))
         elif name == "ig":
             if not cfg.slm_checkpoint:
                 raise ValueError(
@@ -81,3 +88,23 @@ def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod
         else:
             methods.append(build_prior(name))
     return methods
+
+
+def build_focus(cfg: PriorsConfig, label_names: list[str]):
+    """The Focus-LIME selector over the configured proxy, or None when no proxy is configured."""
+    if not cfg.focus_proxy:
+        return None
+    from eg_train.models import load_causal_lm, load_sequence_classifier
+    from priors.focus import FocusSelector
+    from priors.proxy import ClassifierScorer
+    from priors.scorer import LabelScorer
+
+    if cfg.focus_proxy_kind == "classifier":
+        model, tok = load_sequence_classifier(cfg.focus_proxy, label_names)
+        proxy = ClassifierScorer(model.eval(), tok, model_id=cfg.focus_proxy, chunking="sentence")
+    elif cfg.focus_proxy_kind == "causal_lm":
+        # A plain prompt keeps the proxy cheap; long inputs must not be truncated by the proxy.
+        proxy = LabelScorer(*load_causal_lm(cfg.focus_proxy), plain_template(), label_names, max_text_tokens=1 << 20)
+    else:
+        raise ValueError(f"focus_proxy_kind must be 'classifier' or 'causal_lm', got {cfg.focus_proxy_kind!r}")
+    return FocusSelector(proxy, cfg.focus, proxy_id=cfg.focus_proxy)

@@ -158,3 +158,20 @@ def test_fused_priors_are_stored_as_a_hybrid_method(reference, tmp_path):
     expected = load_fused_priors(cache, split, ["cap"], fusion="max")
     for a, b in zip(stored, expected):
         np.testing.assert_allclose(a, b)
+
+
+def test_focus_stage_runs_through_the_cli_config_and_records_queries(tmp_path, smollm):
+    """A long input goes through Focus-LIME (proxy: the embedded SLM) and the cache stores the
+    target and proxy query counts and the focus size."""
+    long_text = " ".join(["the weather was fine and we walked to the shop."] * 12) + " my pin is blocked."
+    csv = _csv(tmp_path / "train.csv", [(long_text, "pin_blocked"), ROWS[1]])
+    cfg = _cfg(csv, tmp_path / "cache", methods=["lime"], n_samples=8, focus_proxy="all-minilm-l6-v2")
+    cfg.focus = type(cfg.focus)(min_words=50, word_budget=12, proxy_samples=8, max_rounds=3)
+    run_compute(cfg)
+    ds = datasets.load_from_disk(str(tmp_path / "cache" / "priors"))
+    by_id = {r["id"]: r for r in ds}
+    long_rec, short_rec = by_id["train-0"], by_id["train-1"]
+    assert long_rec["proxy_queries"] > 0 and 0 < long_rec["focus_words"] < len(long_rec["words"])
+    assert long_rec["queries"] == 8
+    assert sum(1 for s in long_rec["scores"] if s != 0.0) <= long_rec["focus_words"]
+    assert short_rec["proxy_queries"] == 0 and short_rec["focus_words"] == -1
