@@ -174,30 +174,11 @@ class EGModule(L.LightningModule):
     def self_attributions(self, batch: dict[str, Tensor], create_graph: bool = True) -> tuple[Tensor, Tensor]:
         """Word-level IG of the model to the gold labels for every row: ``(attr, word_mask)``."""
         rows = torch.arange(len(batch["labels"]), device=batch["labels"].device)
-        sub = self._ig_rows(batch, rows)
-        token_attr = integrated_gradients(
-            self.model,
-            sub["input_ids"],
-            sub["attention_mask"],
-            sub["labels"],
-            sub["baseline_ids"],
-            sub.get("token_type_ids"),
-            config=self.ig,
-            create_graph=create_graph,
-            rule=self.ig_rule,
-        )
-        return word_attributions(token_attr, sub["word_ids"], batch["word_mask"].shape[1]), batch["word_mask"]
+        words, _ = self._word_attributions(batch, rows, create_graph)
+        return words, batch["word_mask"]
 
-    def compute_losses(self, batch: dict[str, Tensor]) -> AlignmentLosses:
-        """CE on the batch plus ``beta`` times the alignment loss on the rows that have a prior."""
-        logits = self(batch)
-        ce = F.cross_entropy(logits, batch["labels"])
-        acc = (logits.argmax(-1) == batch["labels"]).float().mean()
-        has_prior = batch.get("has_prior")
-        n = int(has_prior.sum()) if has_prior is not None else 0
-        if self.hparams.beta == 0 or n == 0 or not torch.is_grad_enabled():
-            return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
-        rows = torch.nonzero(has_prior).flatten()
+    def _word_attributions(self, batch: dict[str, Tensor], rows: Tensor, create_graph: bool) -> tuple[Tensor, dict]:
+        """IG of ``rows`` aggregated to words (dropout off unless ``ig_dropout``); also the sub-batch."""
         sub = self._ig_rows(batch, rows)
         was_training = self.model.training
         if not self.hparams.ig_dropout:
@@ -211,13 +192,25 @@ class EGModule(L.LightningModule):
                 sub["baseline_ids"],
                 sub.get("token_type_ids"),
                 config=self.ig,
-                create_graph=True,
+                create_graph=create_graph,
                 rule=self.ig_rule,
             )
         finally:
             self.model.train(was_training)
+        return word_attributions(token_attr, sub["word_ids"], sub["word_mask"].shape[1]), sub
+
+    def compute_losses(self, batch: dict[str, Tensor]) -> AlignmentLosses:
+        """CE on the batch plus ``beta`` times the alignment loss on the rows that have a prior."""
+        logits = self(batch)
+        ce = F.cross_entropy(logits, batch["labels"])
+        acc = (logits.argmax(-1) == batch["labels"]).float().mean()
+        has_prior = batch.get("has_prior")
+        n = int(has_prior.sum()) if has_prior is not None else 0
+        if self.hparams.beta == 0 or n == 0 or not torch.is_grad_enabled():
+            return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
+        rows = torch.nonzero(has_prior).flatten()
+        words, sub = self._word_attributions(batch, rows, create_graph=True)
         mask = sub["word_mask"]
-        words = word_attributions(token_attr, sub["word_ids"], mask.shape[1])
         how = self.hparams.normalisation
         diff = masked_normalise(words, mask, how) - masked_normalise(sub["prior"], mask, how)
         per_example = (diff.pow(2) * mask).sum(-1) / mask.sum(-1).clamp_min(1)

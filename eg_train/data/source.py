@@ -203,7 +203,14 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
     elif spec.hub:
         source = f"hub:{spec.hub}" + (f"/{spec.hub_config}" if spec.hub_config else "")
         log.info("dataset %s split %s: loading from the hub (%s)", spec.preset or "custom", split, source)
-        raw = datasets.load_dataset(spec.hub, spec.hub_config, split=split)
+        try:
+            raw = datasets.load_dataset(spec.hub, spec.hub_config, split=split)
+        except ConnectionError as err:
+            raise DataError(
+                f"{source}: the hub is unreachable and no local copy of {spec.preset or spec.hub!r} was found "
+                "(looked in $EG_TRAIN_DATA_DIR, ./shared/data and ../shared/data); set EG_TRAIN_DATA_DIR "
+                f"or pass data.files ({err})"
+            ) from err
     else:
         raise DataError("dataset spec has neither files, a preset nor a hub name")
 
