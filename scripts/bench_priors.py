@@ -23,7 +23,8 @@ Methods alternate per example (the order flips every example) so drift in machin
 both; speedups are medians of per-example time ratios. ``--captum-samples m < 100`` times
 captum on the first ``m`` of the 100 masks and scales its time by ``100/m`` (flagged in the
 JSON as ``captum_time_extrapolated``); ``--quick`` does that so it fits in ~3 minutes on a
-2-core machine. The full run times all 100.
+2-core machine. The full run times all 100. Both methods run with the same torch threads
+(``--threads``, default 1, recorded in the JSON).
 
 Writes the JSON at ``--out`` and a markdown table next to it (``.md``).
 """
@@ -169,7 +170,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed", type=int, default=0, help="example selection and mask seed")
     ap.add_argument("--scorer-batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared 2-core machine two OpenMP threads per process "
+                         "oversubscribe the cores and timings swing ~5x; 0 = torch's default)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
