@@ -263,7 +263,9 @@ class EGDataModule(L.LightningDataModule):
             )
             covered = sum(p is not None for p in priors)
             self.prior_coverage = (covered, len(priors))
-            log.info("fused %s priors attached to %d of %d training examples", "+".join(self.prior.methods), covered, len(priors))
+            # A partial coverage (on_missing: skip) trains those examples with CE only: say so loudly.
+            level = logging.INFO if covered == len(priors) else logging.WARNING
+            log.log(level, "fused %s priors attached to %d of %d training examples", "+".join(self.prior.methods), covered, len(priors))
             if covered == 0:
                 raise DataError(f"{self.prior.cache_dir}: no training example has a prior; check the cache and the sampling seed")
         self.splits["train"] = train

@@ -217,7 +217,7 @@ class PriorCache:
                 "compute them or pass on_missing='skip'"
             )
         if missing:
-            log.warning("%d examples without a %s prior are skipped (first: %s)", len(missing), method, missing[:3])
+            log.info("%d examples without a %s prior are skipped (first: %s)", len(missing), method, missing[:3])
         return out
 
 
