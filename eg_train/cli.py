@@ -63,10 +63,12 @@ def run_cli(args: list[str] | dict | None = None) -> EGCLI:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``eg-train``: dispatches the Lightning subcommands to :class:`EGCLI`."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-        run_cli(argv)
+        # From the shell LightningCLI reads sys.argv itself (passing it again triggers its warning).
+        run_cli(None if from_command_line else argv)
         return 0
     if argv and argv[0] == "demo":
         from eg_train.pipeline import main as pipeline_main
