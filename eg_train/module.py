@@ -14,6 +14,8 @@ gradient like any other.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import copy
 import logging
 from dataclasses import dataclass, field
@@ -139,9 +141,7 @@ class EGModule(L.LightningModule):
         if len(rows) == 0:
             rows = torch.arange(len(batch["labels"]), device=batch["labels"].device)
         sub = self._ig_rows(batch, rows[: self.ig.calibration_examples])
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with self._attribution_mode(dropout=False):
             profile = path_profile(
                 self.model,
                 sub["input_ids"],
@@ -153,8 +153,6 @@ class EGModule(L.LightningModule):
                 output=self.ig.output,
                 chunk_size=self.ig.chunk_size,
             )
-        finally:
-            self.model.train(was_training)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # Every rank must use the same rule, or the ranks would optimise different losses.
             t = torch.as_tensor(profile, device=self.device)
@@ -177,13 +175,21 @@ class EGModule(L.LightningModule):
         words, _ = self._word_attributions(batch, rows, create_graph)
         return words, batch["word_mask"]
 
+    @contextmanager
+    def _attribution_mode(self, dropout: bool):
+        """Run the attribution forward with dropout off (unless asked), restoring the mode after."""
+        was_training = self.model.training
+        if not dropout:
+            self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
+
     def _word_attributions(self, batch: dict[str, Tensor], rows: Tensor, create_graph: bool) -> tuple[Tensor, dict]:
         """IG of ``rows`` aggregated to words (dropout off unless ``ig_dropout``); also the sub-batch."""
         sub = self._ig_rows(batch, rows)
-        was_training = self.model.training
-        if not self.hparams.ig_dropout:
-            self.model.eval()
-        try:
+        with self._attribution_mode(dropout=self.hparams.ig_dropout):
             token_attr = integrated_gradients(
                 self.model,
                 sub["input_ids"],
@@ -195,8 +201,6 @@ class EGModule(L.LightningModule):
                 create_graph=create_graph,
                 rule=self.ig_rule,
             )
-        finally:
-            self.model.train(was_training)
         return word_attributions(token_attr, sub["word_ids"], sub["word_mask"].shape[1]), sub
 
     def compute_losses(self, batch: dict[str, Tensor]) -> AlignmentLosses:

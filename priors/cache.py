@@ -52,6 +52,19 @@ class PriorCacheError(RuntimeError):
     """The cache does not match the dataset or configuration it is read for."""
 
 
+def make_record(
+    example_id: str, text: str, label: int, words: Sequence[str], scores, method: str, model_id: str,
+    config_hash: str, queries: int = 0, proxy_queries: int = 0, focus_words: int = -1, seconds: float = 0.0,
+) -> dict:
+    """One cache record (the schema of :data:`FEATURES`)."""
+    return {
+        "id": example_id, "fingerprint": text_fingerprint(text), "label": int(label), "words": list(words),
+        "scores": np.asarray(scores, dtype=np.float32).tolist(), "method": method, "model_id": model_id,
+        "config_hash": config_hash, "queries": int(queries), "proxy_queries": int(proxy_queries),
+        "focus_words": int(focus_words), "seconds": float(seconds),
+    }
+
+
 def _atomic_save(ds: datasets.Dataset, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
@@ -102,18 +115,24 @@ class PriorCache:
         return part
 
     # ---- reading -------------------------------------------------------------------------
-    def _part_paths(self, method: str | None = None) -> list[Path]:
-        base = self.root / "parts"
-        if not base.is_dir():
+    @staticmethod
+    def _visible_dirs(folder: Path) -> list[Path]:
+        """Sub-folders that were renamed into place (temporaries start with a dot)."""
+        if not folder.is_dir():
             return []
+        return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+    def _groups(self, method: str | None = None) -> list[tuple[str, str, Path]]:
+        """``(method, config_hash, folder)`` of every part group (of ``method``)."""
         out = []
-        for group in sorted(base.iterdir()):
-            if group.name.startswith(".") or not group.is_dir():
-                continue
-            if method is not None and group.name.rsplit("-", 1)[0] != method:
-                continue
-            out.extend(p for p in sorted(group.iterdir()) if p.is_dir() and not p.name.startswith("."))
+        for group in self._visible_dirs(self.root / "parts"):
+            name, chash = group.name.rsplit("-", 1)
+            if method is None or name == method:
+                out.append((name, chash, group))
         return out
+
+    def _part_paths(self, method: str | None = None) -> list[Path]:
+        return [p for _, _, group in self._groups(method) for p in self._visible_dirs(group)]
 
     def records(self, method: str | None = None) -> datasets.Dataset:
         """Every record (of ``method``) across all parts, as one dataset."""
@@ -123,22 +142,12 @@ class PriorCache:
         return datasets.concatenate_datasets(parts)
 
     def config_hashes(self, method: str) -> list[str]:
-        base = self.root / "parts"
-        if not base.is_dir():
-            return []
-        return sorted(
-            g.name.rsplit("-", 1)[1] for g in base.iterdir() if g.is_dir() and g.name.rsplit("-", 1)[0] == method
-        )
+        return sorted(chash for _, chash, _ in self._groups(method))
 
     def done_ids(self, method: str, config_hash: str, expected: dict[str, str] | None = None) -> set[str]:
         """Ids already cached for (method, config); ``expected`` (id -> fingerprint) checks texts."""
         done: set[str] = set()
-        group = self.part_dir(method, config_hash)
-        if not group.is_dir():
-            return done
-        for p in sorted(group.iterdir()):
-            if p.name.startswith(".") or not p.is_dir():
-                continue
+        for p in self._visible_dirs(self.part_dir(method, config_hash)):
             ds = datasets.load_from_disk(str(p)).select_columns(["id", "fingerprint"])
             for i, fp in zip(ds["id"], ds["fingerprint"]):
                 if expected is not None and i in expected and expected[i] != fp:
@@ -187,9 +196,7 @@ class PriorCache:
                 "the prior configuration changed — recompute or point at the matching cache"
             )
         table: dict[str, tuple[str, list[float]]] = {}
-        for p in sorted(self.part_dir(method, config_hash).iterdir()):
-            if p.name.startswith(".") or not p.is_dir():
-                continue
+        for p in self._visible_dirs(self.part_dir(method, config_hash)):
             ds = datasets.load_from_disk(str(p))
             for i, fp, sc in zip(ds["id"], ds["fingerprint"], ds["scores"]):
                 table[i] = (fp, sc)
@@ -247,9 +254,6 @@ def load_fused_priors(
     return fused
 
 
-__all__ = ["FEATURES", "PriorCache", "PriorCacheError", "load_fused_priors"]
-
-
 def fuse_into_cache(
     cache_dir: str | os.PathLike,
     split: LabelledSplit,
@@ -279,11 +283,10 @@ def fuse_into_cache(
     for (i, text, y), vec in zip(zip(split.dataset["id"], split.dataset["text"], split.dataset["label"]), fused):
         if vec is None or i in done:
             continue
-        records.append({
-            "id": i, "fingerprint": text_fingerprint(text), "label": int(y), "words": list(split_words(text).words),
-            "scores": vec.tolist(), "method": name, "model_id": "+".join(sorted(methods)), "config_hash": chash,
-            "queries": 0, "proxy_queries": 0, "focus_words": -1, "seconds": 0.0,
-        })
+        records.append(make_record(i, text, y, split_words(text).words, vec, name, "+".join(sorted(methods)), chash))
     if records:
         cache.append(records, name, chash)
     return name, chash
+
+
+__all__ = ["FEATURES", "PriorCache", "PriorCacheError", "fuse_into_cache", "load_fused_priors", "make_record"]

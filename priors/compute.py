@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from eg_train.data.source import LabelledSplit
 from eg_train.words import split_words, text_fingerprint
 from priors.base import PriorBatch, PriorMethod
-from priors.cache import PriorCache
+from priors.cache import PriorCache, make_record
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def compute_priors(
     """
     chash = method.config_hash()
     summary = ComputeSummary(method.name, chash)
-    cache.clean_temporaries() if world_size == 1 else None
+    if world_size == 1:  # with several shards a temporary may belong to a live process
+        cache.clean_temporaries()
     ds = split.dataset
     ids, texts, labels = ds["id"], ds["text"], ds["label"]
     fingerprints = {i: text_fingerprint(t) for i, t in zip(ids, texts)}
@@ -94,20 +95,10 @@ def compute_priors(
                 summary.skipped_invalid.append(msg)
                 continue
             records.append(
-                {
-                    "id": i,
-                    "fingerprint": fingerprints[i],
-                    "label": int(y),
-                    "words": list(words.words),
-                    "scores": np.asarray(res.scores, dtype=np.float32).tolist(),
-                    "method": method.name,
-                    "model_id": method.model_id,
-                    "config_hash": chash,
-                    "queries": int(res.queries),
-                    "proxy_queries": int(res.proxy_queries),
-                    "focus_words": int(res.focus_words),
-                    "seconds": elapsed / len(chunk),
-                }
+                make_record(
+                    i, text, y, words.words, res.scores, method.name, method.model_id, chash,
+                    res.queries, res.proxy_queries, res.focus_words, elapsed / len(chunk),
+                )
             )
             summary.queries += int(res.queries)
             summary.proxy_queries += int(res.proxy_queries)

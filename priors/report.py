@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from eg_train.data.source import LabelledSplit
+from eg_train.words import split_words
 from priors.cache import PriorCache
 from priors.fusion import fuse, normalise
 
@@ -60,8 +61,6 @@ def write_heatmap_report(
         vecs = {m: per_method[m][row] for m in methods}
         if any(v is None for v in vecs.values()):
             continue
-        from eg_train.words import split_words
-
         text = split.dataset[row]["text"]
         words = split_words(text).words
         rows = {m.upper(): v for m, v in vecs.items()}
