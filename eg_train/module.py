@@ -66,6 +66,8 @@ class EGModule(L.LightningModule):
         model_name: embedded alias, local directory or hub id of the SLM.
         label_names: the dataset's labels in id order (linked from the datamodule by the CLI).
         beta: weight of the alignment loss (SPEC: 1).
+        beta_warmup_ratio: ramp ``beta`` linearly from 0 over this fraction of the training steps
+            (0: constant ``beta`` from the first step, as in the paper).
         ig: how the training-time IG is computed (:class:`IGConfig`).
         normalisation: per-example normalisation of both attribution and prior (minmax, l1, softmax).
         ig_dropout: run the IG forward with dropout active (default off: the attribution of the
@@ -78,6 +80,7 @@ class EGModule(L.LightningModule):
         model_name: str = "all-minilm-l6-v2",
         label_names: list[str] | None = None,
         beta: float = 1.0,
+        beta_warmup_ratio: float = 0.0,
         ig: IGConfig | None = None,
         normalisation: str = "minmax",
         ig_dropout: bool = False,
@@ -91,6 +94,8 @@ class EGModule(L.LightningModule):
             raise ValueError("label_names is required (the CLI links it from data.label_names)")
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
+        if not 0.0 <= beta_warmup_ratio <= 1.0:
+            raise ValueError(f"beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
         self.save_hyperparameters()
         from eg_train.models import load_sequence_classifier
 
@@ -210,7 +215,8 @@ class EGModule(L.LightningModule):
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         has_prior = batch.get("has_prior")
         n = int(has_prior.sum()) if has_prior is not None else 0
-        if self.hparams.beta == 0 or n == 0 or not torch.is_grad_enabled():
+        beta = self.current_beta
+        if beta == 0 or n == 0 or not torch.is_grad_enabled():
             return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
         rows = torch.nonzero(has_prior).flatten()
         words, sub = self._word_attributions(batch, rows, create_graph=True)
@@ -219,7 +225,21 @@ class EGModule(L.LightningModule):
         diff = masked_normalise(words, mask, how) - masked_normalise(sub["prior"], mask, how)
         per_example = (diff.pow(2) * mask).sum(-1) / mask.sum(-1).clamp_min(1)
         align = per_example.mean()
-        return AlignmentLosses(ce + self.hparams.beta * align, ce, align, acc, n)
+        return AlignmentLosses(ce + beta * align, ce, align, acc, n)
+
+    @property
+    def current_beta(self) -> float:
+        """``beta`` for this step: ramped linearly from 0 over the first ``beta_warmup_ratio`` of training.
+
+        At initialisation the alignment gradient can dwarf the CE gradient (6.4x on Banking77
+        5-shot with MiniLM, ``scripts/diagnose_alignment.py``), which slows the classifier's
+        learning; the ramp lets CE lead first.
+        """
+        beta, ratio = self.hparams.beta, self.hparams.get("beta_warmup_ratio", 0.0)
+        if ratio <= 0 or beta == 0 or self._trainer is None:
+            return beta
+        ramp = max(1.0, ratio * float(self.trainer.estimated_stepping_batches))
+        return beta * min(1.0, (self.global_step + 1) / ramp)
 
     def _uses_priors(self, batch: dict[str, Tensor]) -> bool:
         # Decided per run (not per batch) when a datamodule is attached, so that all DDP ranks
@@ -237,7 +257,8 @@ class EGModule(L.LightningModule):
         out = self.compute_losses(batch)
         bs = len(batch["labels"])
         self.log_dict(
-            {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc},
+            {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc,
+             "train_beta": self.current_beta},
             prog_bar=True,
             batch_size=bs,
             sync_dist=False,
@@ -260,7 +281,9 @@ class EGModule(L.LightningModule):
         from transformers import get_linear_schedule_with_warmup
 
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # The fused kernel is ~5x faster than the default on CPU (22M parameters: 0.02 s vs 0.11 s per step).
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=fused)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         sched = get_linear_schedule_with_warmup(opt, int(self.hparams.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -3,6 +3,10 @@ guided training -> attacks -> evaluation -> reports.
 
     eg-train demo [--config configs/pipeline_demo.yaml] [--out_dir outputs/demo] [--seeds '[0,1,2]']
 
+The k-shot training sample is drawn once (``sample_seed``) and shared by every seed, so the priors
+are computed once and reused: LIME and CAP (the LLM) before any training, IG from the CE model of
+``ig_prior_seed``. Seeds vary the model's initialisation and the data order.
+
 Every step writes into ``out_dir`` and is skipped when its output already exists, so an
 interrupted run resumes where it stopped (the prior cache resumes inside a step too). The resolved
 configuration is saved as ``out_dir/pipeline.yaml``.
@@ -12,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,19 +30,21 @@ log = logging.getLogger("eg_train.pipeline")
 
 @dataclass
 class TrainedVariant:
-    """One trained model: a name and the priors it aligns to (empty list = CE baseline)."""
+    """One trained model: a name, the priors it aligns to (empty list = CE baseline), and training
+    flags of its own on top of the pipeline's ``train_overrides`` (e.g. ``--model.beta=0.1``)."""
 
     name: str
     priors: list[str] = field(default_factory=list)
     fusion: str = "mean"
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PipelineConfig:
-    """What the main job runs. Defaults: the embedded models on a Banking77 5-shot subset."""
+    """What the main job runs. Defaults: the embedded models, Banking77 5-shot (all intents)."""
 
     out_dir: str = "outputs/demo"
-    data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77", classes=10))
+    data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))  # a config's ``data`` merges into this
     k_shot: int = 5
     train_config: str = "configs/demo.yaml"
     train_overrides: list[str] = field(default_factory=list)
@@ -48,20 +56,42 @@ class PipelineConfig:
     variants: list[TrainedVariant] = field(
         default_factory=lambda: [TrainedVariant("ce"), TrainedVariant("cap_hybrid_mean", ["lime", "cap", "ig"])]
     )
-    ig_prior_seed: int = 0  # the CE run whose IG gives the IG prior
+    sample_seed: int = 0  # the k-shot sample, shared by all seeds (and by the priors)
+    prior_seed: int = 0  # LIME / CAP perturbation sampling
+    ig_prior_seed: int = 0  # the CE run whose IG gives the IG prior (must be one of ``seeds``)
     test_subset: int | None = 300
     attack_seed: int = 0
     faithfulness_examples: int = 100  # comprehensiveness / sufficiency on a seeded test subset
     eval_ig_steps: int = 20
+    workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
+    results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
 
 
-def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None) -> Path:
+class _Timings(dict):
+    """Wall time per step, kept in ``timings.json`` (steps skipped on resume are not recorded again)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(json.loads(path.read_text()) if path.is_file() else {})
+        self.path = path
+
+    def record(self, key: str, seconds: float) -> None:
+        # Re-read first: several configs may share one out_dir (and run at the same time).
+        if self.path.is_file():
+            self.update(json.loads(self.path.read_text()))
+        self[key] = round(seconds, 1)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self, indent=2))
+        os.replace(tmp, self.path)
+
+
+def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None) -> tuple[Path, bool]:
+    """Train one variant; returns its run folder and whether it was trained now (False: it existed)."""
     from eg_train.train import fit
 
     run_dir = Path(cfg.out_dir) / "runs" / f"{variant.name}-seed{seed}"
     if (run_dir / "model" / "config.json").is_file():
         log.info("%s seed %d: trained model exists, skipping (%s)", variant.name, seed, run_dir)
-        return run_dir
+        return run_dir, False
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted run without an exported model: start it again
     data = {k: v for k, v in asdict(cfg.data).items() if v not in (None, {}, [])}
@@ -76,114 +106,192 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
         f"--model.model_name={cfg.slm}",
         f"--data.data={json.dumps(data)}",
         f"--data.k_shot={cfg.k_shot}",
-        f"--data.seed={seed}",
+        f"--data.seed={cfg.sample_seed}",
         f"--data.prior={json.dumps(prior) if prior else 'none'}",
         *cfg.train_overrides,
+        *variant.overrides,
     ]
     if not variant.priors:
         overrides.append("--model.beta=0")
     fit(cfg.train_config, overrides)
-    return run_dir
+    return run_dir, True
 
 
-def _priors(cfg: PipelineConfig, seed: int, ce_model: Path, methods: list[str]) -> Path:
-    from priors.cli import run_compute
-    from priors.config import PriorsConfig, load_examples
-    from priors.report import write_heatmap_report
+def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None = None):
+    from priors.config import PriorsConfig
 
-    cache_dir = Path(cfg.out_dir) / f"prior_cache-seed{seed}"
-    pcfg = PriorsConfig(
+    return PriorsConfig(
         data=cfg.data,
         k_shot=cfg.k_shot,
-        sample_seed=seed,  # the training data module samples its k-shot set with the same seed
+        sample_seed=cfg.sample_seed,  # the training data module samples the same k-shot set
         methods=methods,
         llm=cfg.llm,
         n_samples=cfg.n_samples,
         ridge_lambda=cfg.ridge_lambda,
-        seed=seed,
-        slm_checkpoint=str(ce_model),
-        cache_dir=str(cache_dir),
+        seed=cfg.prior_seed,
+        slm_checkpoint=str(ce_model) if ce_model else None,
+        cache_dir=str(Path(cfg.out_dir) / "prior_cache"),
     )
-    for summary in run_compute(pcfg):
+
+
+def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:
+    """Compute (or resume) one prior method into the shared cache; returns ``({key: seconds}, None)``."""
+    from priors.cli import run_compute
+
+    t = time.perf_counter()
+    computed = 0
+    for summary in run_compute(_prior_config(cfg, [method], ce_model)):
         log.info("priors: %s", summary)
-    split = load_examples(pcfg)
-    write_heatmap_report(str(cache_dir), split, str(Path(cfg.out_dir) / f"priors-seed{seed}.html"), methods)
-    return cache_dir
+        computed += summary["computed"]
+    return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
 
 
-def run_pipeline(cfg: PipelineConfig) -> dict:
-    """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
-    from eg_train.evaluation.cli import attack, evaluate, report
+def _train_and_evaluate(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
+    """Train one variant (unless its model exists) and evaluate it; returns ``({key: seconds}, eval_dir)``."""
+    from eg_train.evaluation.cli import evaluate
     from eg_train.evaluation.evaluate import EvalConfig
+
+    out = Path(cfg.out_dir)
+    spent: dict[str, float] = {}
+    t = time.perf_counter()
+    run, ran = _train(cfg, variant, seed, out / "prior_cache" if variant.priors else None)
+    if ran:
+        spent[f"train_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
+    eval_dir = out / "eval" / f"{variant.name}-seed{seed}"
+    if not (eval_dir / "metrics.json").is_file():
+        t = time.perf_counter()
+        evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
+                 seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
+                 params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps))
+        spent[f"eval_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
+    return spent, str(eval_dir)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(threads)
+
+
+def _run_jobs(jobs: list[tuple], workers: int, timings: _Timings) -> list:
+    """Run ``(fn, *args)`` jobs, ``workers`` at a time in spawned processes (inline for 1 worker).
+
+    Each job returns ``({timing key: seconds}, value)``; the times are recorded as jobs finish,
+    so an interrupted run keeps the times of the jobs it completed. Returns the values in order.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        values = []
+        for fn, *args in jobs:
+            spent, value = fn(*args)
+            for k, v in spent.items():
+                timings.record(k, v)
+            values.append(value)
+        return values
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(fn, *args): i for i, (fn, *args) in enumerate(jobs)}
+        values: list = [None] * len(jobs)
+        for fut in as_completed(futures):
+            spent, values[futures[fut]] = fut.result()
+            for k, v in spent.items():
+                timings.record(k, v)
+    return values
+
+
+def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
+    """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
+    from eg_train.evaluation.cli import attack, report
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     import yaml
 
-    (out / "pipeline.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(asdict(cfg))), sort_keys=False))
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
+    # Several configs may share an out_dir (and its runs): each keeps its own config, report and summary.
+    tag = f"-{Path(cfg.results).name}" if cfg.results else ""
+    (out / f"pipeline{tag}.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(asdict(cfg))), sort_keys=False))
+    timings = _Timings(out / "timings.json")
+    started = time.perf_counter()
     needed = sorted({m for v in cfg.variants for m in v.priors})
+    if needed and cfg.ig_prior_seed not in cfg.seeds:
+        raise ValueError(f"ig_prior_seed {cfg.ig_prior_seed} is not one of seeds {cfg.seeds}")
     attacks_dir = out / "attacks"
     if not attacks_dir.exists():
-        attack(cfg.data, str(attacks_dir), subset=cfg.test_subset, subset_seed=cfg.attack_seed)
-    timings["attacks_s"] = time.perf_counter() - t
-
-    eval_dirs: list[str] = []
-    caches: dict[int, Path] = {}
-    for seed in cfg.seeds:
-        ce = next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
         t = time.perf_counter()
-        ce_run = _train(cfg, ce, seed, None)
-        timings[f"train_{ce.name}_seed{seed}_s"] = time.perf_counter() - t
-        if needed:
-            t = time.perf_counter()
-            caches[seed] = _priors(cfg, seed, ce_run / "model", needed)
-            timings[f"priors_seed{seed}_s"] = time.perf_counter() - t
-        for variant in cfg.variants:
-            run = ce_run
-            if variant.priors:
-                t = time.perf_counter()
-                run = _train(cfg, variant, seed, caches[seed])
-                timings[f"train_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
-            eval_dir = out / "eval" / f"{variant.name}-seed{seed}"
-            if not (eval_dir / "metrics.json").is_file():
-                evaluate(str(run / "model"), cfg.data, str(eval_dir), str(attacks_dir), method=variant.name,
-                         seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
-                         params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps))
-            eval_dirs.append(str(eval_dir))
-    first = cfg.seeds[0]
+        attack(cfg.data, str(attacks_dir), subset=cfg.test_subset, subset_seed=cfg.attack_seed)
+        timings.record("attacks_s", time.perf_counter() - t)
+
+    ce = next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
+    aligned = [v for v in cfg.variants if v.priors]
+    # 1. The LLM priors need no trained model and the CE baselines need no priors: run them together.
+    #    The IG prior's CE run goes first so that a single worker reaches it early.
+    seeds = sorted(cfg.seeds, key=lambda s: s != cfg.ig_prior_seed)
+    first = [(_priors, cfg, m) for m in needed if m != "ig"] + [(_train_and_evaluate, cfg, ce, s) for s in seeds]
+    values = _run_jobs(first, cfg.workers, timings)
+    ce_evals = dict(zip(seeds, values[len(first) - len(seeds):]))
+    # 2. The IG prior from one CE model, shared by every seed.
+    cache = out / "prior_cache"
+    if "ig" in needed:
+        ce_model = out / "runs" / f"{ce.name}-seed{cfg.ig_prior_seed}" / "model"
+        _run_jobs([(_priors, cfg, "ig", ce_model)], 1, timings)
+    if needed:
+        from priors.config import load_examples
+        from priors.report import write_heatmap_report
+
+        write_heatmap_report(str(cache), load_examples(_prior_config(cfg, needed)), str(out / "priors.html"), needed)
+    # 3. Every prior-aligned variant and seed.
+    jobs = [(_train_and_evaluate, cfg, v, s) for s in seeds for v in aligned]
+    aligned_evals = dict(zip([(v.name, s) for _, _, v, s in jobs], _run_jobs(jobs, cfg.workers, timings)))
+    eval_dirs = [ce_evals[s] if not v.priors else aligned_evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants]
+
     html = report(
-        eval_dirs, str(out / "report"), str(attacks_dir),
-        priors_cache=str(caches[first]) if needed else None,
+        eval_dirs, str(out / f"report{tag}"), str(attacks_dir),
+        priors_cache=str(cache) if needed else None,
         priors_data=cfg.data if needed else None,
         priors_methods=needed or ["lime", "cap", "ig"],
-        heatmap_checkpoint=str(out / "runs" / f"{cfg.variants[-1].name}-seed{first}" / "model"),
+        heatmap_checkpoint=str(out / "runs" / f"{cfg.variants[-1].name}-seed{cfg.seeds[0]}" / "model"),
         overwrite=True,
     )
-    summary = {"report": html, "runs": eval_dirs, "timings": {k: round(v, 1) for k, v in timings.items()}}
+    # Wall time of this invocation (a resumed run counts only the part it ran).
+    total = time.perf_counter() - started
+    timings.record(f"total{tag}_s", total)
+    summary = {"report": html, "runs": eval_dirs, "timings": dict(timings)}
+    if cfg.results:
+        from eg_train.experiment_results import write_results
+
+        write_results(cfg.results, eval_dirs, dict(timings), cache if needed else None, cfg.data.preset or "",
+                      command, f"eg-train experiment: {cfg.data.preset or 'dataset'} {cfg.k_shot}-shot", total_s=total)
+        summary["results"] = cfg.results
     for d in eval_dirs:
         m = json.loads((Path(d) / "metrics.json").read_text())
         summary[Path(d).name] = {
             "accuracy": m["clean"]["accuracy"],
             **{f"adv_{k}": a["accuracy"] for k, a in m["attacks"].items()},
         }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_config(argv: list[str]) -> PipelineConfig:
+    """``PipelineConfig`` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = ArgumentParser(prog="eg-train demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(PipelineConfig, None, as_group=False)
-    ns = parser.parse_args(argv)
-    cfg = parser.instantiate_classes(ns)
-    d = cfg.as_dict()
+    d = parser.instantiate_classes(parser.parse_args(argv)).as_dict()
     d.pop("config", None)
     data = d.pop("data")
     variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants")]
-    summary = run_pipeline(PipelineConfig(data=data if isinstance(data, DataSpec) else DataSpec(**data), variants=variants, **d))
+    return PipelineConfig(data=data if isinstance(data, DataSpec) else DataSpec(**data), variants=variants, **d)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[2:] if argv is None else argv)
+    summary = run_pipeline(parse_config(argv), command=" ".join(["eg-train demo", *argv]))
     print(json.dumps(summary, indent=2))

@@ -118,17 +118,20 @@ def word_integrated_gradients(
         return logits.softmax(-1) if output == "probs" else logits
 
     lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
-    results: list[np.ndarray] = []
-    deltas: list[float] = []
-    for s in range(0, len(encoded), batch_size):
-        chunk = encoded[s : s + batch_size]
+    results: list[np.ndarray | None] = [None] * len(encoded)
+    deltas: list[float] = [0.0] * len(encoded)
+    # Batches of similar length: every path step of a padded token costs a forward and a backward.
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    for s in range(0, len(order), batch_size):
+        rows = order[s : s + batch_size]
+        chunk = [encoded[i] for i in rows]
         input_ids, mask = pad_batch([e.input_ids for e in chunk], pad_id)
         special = torch.zeros_like(input_ids, dtype=torch.bool)
         for i, e in enumerate(chunk):
             special[i, : len(e.special)] = torch.as_tensor(e.special)
         # Baseline [CLS] [PAD] ... [SEP]: special tokens and padding stay, everything else is PAD.
         baseline = torch.where(special | (mask == 0), input_ids, torch.full_like(input_ids, pad_id))
-        target = torch.as_tensor(list(targets[s : s + batch_size]), dtype=torch.long)
+        target = torch.as_tensor([targets[i] for i in rows], dtype=torch.long)
         attr, delta = lig.attribute(
             inputs=input_ids.to(dev),
             baselines=baseline.to(dev),
@@ -139,11 +142,12 @@ def word_integrated_gradients(
             return_convergence_delta=True,
         )
         token_attr = attr.sum(-1).detach().float().cpu().numpy()
-        for i, e in enumerate(chunk):
+        for i, (row, e) in enumerate(zip(rows, chunk)):
             scores = np.zeros(e.n_words, dtype=np.float32)
             for t, w in enumerate(e.word_ids):
                 if w >= 0:
                     scores[w] += token_attr[i, t]
-            results.append(scores)
-        deltas.extend(delta.detach().cpu().reshape(-1).tolist())
+            results[row] = scores
+        for row, d in zip(rows, delta.detach().cpu().reshape(-1).tolist()):
+            deltas[row] = d
     return (results, deltas) if return_delta else results

@@ -147,3 +147,19 @@ def test_bad_arguments():
         IGConfig(method="simpson")
     with pytest.raises(ValueError, match="beta"):
         EGModule("all-minilm-l6-v2", LABELS, beta=-1)
+
+
+def test_beta_warmup_ramps_the_alignment_weight_linearly():
+    from types import SimpleNamespace
+
+    m = EGModule("all-minilm-l6-v2", LABELS, beta=2.0, beta_warmup_ratio=0.5, ig=IGConfig(steps=2, method="gausslegendre"))
+    assert m.current_beta == 2.0  # no trainer attached: the configured beta
+    for step, expected in [(0, 2.0 / 50), (24, 1.0), (49, 2.0), (80, 2.0)]:
+        m._trainer = SimpleNamespace(estimated_stepping_batches=100, global_step=step)
+        assert m.current_beta == pytest.approx(expected)
+    m.eval()
+    m._trainer = SimpleNamespace(estimated_stepping_batches=100, global_step=24)
+    out = m.compute_losses(make_batch(m, random_priors()))
+    assert torch.isclose(out.loss, out.ce + 1.0 * out.align)
+    with pytest.raises(ValueError, match="beta_warmup_ratio"):
+        EGModule("all-minilm-l6-v2", LABELS, beta_warmup_ratio=1.5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 import yaml
@@ -11,23 +9,12 @@ import yaml
 from eg_train.data import DataSpec, load_split
 from eg_train.train import fit
 
-ROWS = [
-    ("My card got blocked, help!", "card_blocked"), ("Why is my card blocked?", "card_blocked"),
-    ("The card was frozen yesterday.", "card_blocked"), ("How long do transfers take?", "transfer_timing"),
-    ("My transfer hasn't arrived yet.", "transfer_timing"), ("When will the wire transfer land?", "transfer_timing"),
-    ("I forgot my PIN.", "forgot_pin"), ("Can't remember my PIN number", "forgot_pin"), ("Reset my PIN, I lost it", "forgot_pin"),
-]
-LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]
+LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]  # the tiny_spec fixture's intents
 
 
 @pytest.fixture()
-def config(tmp_path):
-    data = tmp_path / "data.csv"
-    with open(data, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "intent"])
-        w.writerows(ROWS)
-    spec = {"files": {"train": str(data), "test": str(data)}, "label_column": "intent", "labels": LABELS}
+def config(tmp_path, tiny_spec):
+    spec = tiny_spec
     # Priors for every training example, written through the prior cache's own API.
     from priors.cache import PriorCache
 

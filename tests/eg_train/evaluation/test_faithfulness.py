@@ -155,3 +155,19 @@ def test_real_model_ig_completeness(checkpoint, test_split):
         with torch.no_grad():
             diff = (model(input_ids=ids).logits[0, y] - model(input_ids=base).logits[0, y]).item()
         assert s.sum() == pytest.approx(diff, abs=0.02 * max(1.0, abs(diff)))
+
+
+def test_ig_batches_sorted_by_length_return_scores_in_input_order(checkpoint, test_split):
+    """Batching by length is an optimisation only: each text gets the scores it gets alone."""
+    from eg_train.models.resolve import load_sequence_classifier
+
+    model, tok = load_sequence_classifier(str(checkpoint))
+    texts = sorted(test_split.dataset["text"][:6], key=len, reverse=True)  # longest first: order changes
+    enc = encode_texts(tok, texts)
+    targets = [0, 1, 2, 0, 1, 2]
+    together, deltas = word_integrated_gradients(model, enc, targets, tok.pad_token_id, n_steps=8, batch_size=4, return_delta=True)
+    for e, y, s, d in zip(enc, targets, together, deltas):
+        alone, (d1,) = word_integrated_gradients(model, [e], [y], tok.pad_token_id, n_steps=8, return_delta=True)
+        assert len(s) == e.n_words
+        np.testing.assert_allclose(s, alone[0], atol=1e-4)
+        assert d == pytest.approx(d1, abs=1e-4)

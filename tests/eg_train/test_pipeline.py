@@ -1,0 +1,88 @@
+"""`eg-train demo` pipeline: priors shared across seeds, worker pool, resume, results files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eg_train.data import DataSpec
+from eg_train.pipeline import PipelineConfig, TrainedVariant, run_pipeline
+from priors.cache import PriorCache
+
+@pytest.fixture()
+def pipeline_config(tmp_path, tiny_spec):
+    spec = DataSpec(**tiny_spec)
+    return PipelineConfig(
+        out_dir=str(tmp_path / "out"),
+        data=spec,
+        k_shot=2,
+        train_config="configs/demo.yaml",
+        train_overrides=["--trainer.max_epochs=1", "--data.batch_size=3", "--data.val_per_class=1",
+                         "--trainer.enable_progress_bar=false", "--model.ig.calibration_resolution=8"],
+        seeds=[1, 0],
+        n_samples=8,
+        variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
+        ig_prior_seed=0,
+        test_subset=None,
+        faithfulness_examples=3,
+        eval_ig_steps=4,
+        workers=2,
+        results=str(tmp_path / "results" / "tiny"),
+    )
+
+
+def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline_config, tmp_path):
+    summary = run_pipeline(pipeline_config)
+    cache = PriorCache(tmp_path / "out" / "prior_cache")
+    for method in ("lime", "cap", "ig"):
+        assert len(cache.config_hashes(method)) == 1, method  # one configuration shared by both seeds
+    records = cache.records()
+    assert sorted(records.filter(lambda r: r["method"] == "cap")["id"]) == sorted(records.filter(lambda r: r["method"] == "ig")["id"])
+    assert len(records.filter(lambda r: r["method"] == "cap")) == 6  # 2 per class
+    ig_cfg = json.loads(next((tmp_path / "out" / "prior_cache" / "configs").glob("ig-*.json")).read_text())
+    assert ig_cfg["priors_config"]["slm_checkpoint"].endswith("ce-seed0/model")  # ig_prior_seed's CE model
+
+    timings = json.loads((tmp_path / "out" / "timings.json").read_text())
+    for key in ("priors_lime_s", "priors_cap_s", "priors_ig_s", "train_ce_seed0_s", "train_hybrid_seed1_s", "eval_hybrid_seed0_s"):
+        assert timings[key] > 0, key
+    assert [p.split("/")[-1] for p in summary["runs"]] == ["ce-seed1", "hybrid-seed1", "ce-seed0", "hybrid-seed0"]
+
+    res = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert set(res["methods"]) == {"ce", "hybrid"}
+    acc = res["methods"]["hybrid"]["metrics"]["accuracy"]
+    assert acc["n"] == 2 and len(acc["values"]) == 2
+    delta = res["methods"]["hybrid"]["delta_vs_ce"]["accuracy"]["values"]
+    ce = res["methods"]["ce"]["metrics"]["accuracy"]["values"]
+    assert delta == pytest.approx([h - c for h, c in zip(acc["values"], ce)])
+    assert res["priors"]["cap"]["examples"] == 6
+
+    # A hand-written analysis survives a rerun; the rerun trains nothing and computes no prior.
+    md = tmp_path / "results" / "tiny.md"
+    md.write_text(md.read_text().replace("<!-- analysis -->\n", "<!-- analysis -->\nOur reading.\n"))
+    model = tmp_path / "out" / "runs" / "hybrid-seed1" / "model" / "config.json"
+    stamp = model.stat().st_mtime_ns
+    run_pipeline(pipeline_config)
+    assert model.stat().st_mtime_ns == stamp
+    assert "Our reading." in md.read_text() and "| hybrid |" in md.read_text()
+    assert json.loads((tmp_path / "out" / "timings.json").read_text())["priors_cap_s"] == timings["priors_cap_s"]
+
+
+def test_ig_prior_seed_must_be_trained(pipeline_config):
+    pipeline_config.ig_prior_seed = 7
+    with pytest.raises(ValueError, match="ig_prior_seed 7"):
+        run_pipeline(pipeline_config)
+
+
+@pytest.mark.parametrize("name", ["pipeline_demo", "pipeline_banking77_5shot", "pipeline_banking77_5shot_beta_warmup", "pipeline_clinc150_5shot"])
+def test_shipped_pipeline_configs_parse(name):
+    from pathlib import Path
+
+    from eg_train.pipeline import parse_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    cfg = parse_config(["--config", str(path)])
+    assert cfg.variants[0].priors == [] and Path(cfg.train_config).is_file()
+    assert all(m in ("lime", "cap", "ig") for v in cfg.variants for m in v.priors)
+    # A config's data section merges into the default DataSpec: no hidden class subset may leak in.
+    assert cfg.data.classes == (8 if name == "pipeline_demo" else None)
