@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,14 +87,55 @@ class _Timings(dict):
 
 def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None) -> tuple[Path, bool]:
     """Train one variant; returns its run folder and whether it was trained now (False: it existed)."""
-    from eg_train.train import fit
-
     run_dir = Path(cfg.out_dir) / "runs" / f"{variant.name}-seed{seed}"
     if (run_dir / "model" / "config.json").is_file():
         log.info("%s seed %d: trained model exists, skipping (%s)", variant.name, seed, run_dir)
         return run_dir, False
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted run without an exported model: start it again
+    with _run_lock(run_dir):
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an interrupted run without an exported model: start it again
+        _fit(cfg, variant, seed, cache_dir, run_dir)
+    return run_dir, True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _run_lock(run_dir: Path):
+    """Hold ``<run_dir>.lock`` while training, so two pipelines sharing an out_dir never train
+    (and wipe) the same run; a lock left by a killed process is taken over."""
+    lock = run_dir.with_name(run_dir.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        owner = lock.read_text().strip()
+        if owner.isdigit() and _pid_alive(int(owner)):
+            raise RuntimeError(
+                f"{run_dir} is being trained by process {owner} (lock file {lock}); wait for it, "
+                "or delete the lock if that process is not a pipeline"
+            ) from None
+        lock.unlink()
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path) -> None:
+    from eg_train.train import fit
+
     data = {k: v for k, v in asdict(cfg.data).items() if v not in (None, {}, [])}
     prior = (
         {"cache_dir": str(cache_dir), "methods": variant.priors, "fusion": variant.fusion, "on_missing": "error"}
@@ -114,7 +156,6 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
     if not variant.priors:
         overrides.append("--model.beta=0")
     fit(cfg.train_config, overrides)
-    return run_dir, True
 
 
 def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None = None):

@@ -86,3 +86,26 @@ def test_shipped_pipeline_configs_parse(name):
     assert all(m in ("lime", "cap", "ig") for v in cfg.variants for m in v.priors)
     # A config's data section merges into the default DataSpec: no hidden class subset may leak in.
     assert cfg.data.classes == (8 if name == "pipeline_demo" else None)
+
+
+def test_a_run_being_trained_by_another_process_is_left_alone(pipeline_config, tmp_path):
+    import os
+    import subprocess
+
+    from eg_train.pipeline import _run_lock, _train
+
+    run_dir = tmp_path / "out" / "runs" / "ce-seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("in progress")
+    lock = run_dir.parent / "ce-seed0.lock"
+    lock.write_text(str(os.getppid()))  # a live process
+    with pytest.raises(RuntimeError, match="being trained by process"):
+        _train(pipeline_config, TrainedVariant("ce"), 0, None)
+    assert (run_dir / "metrics.csv").read_text() == "in progress"  # not wiped
+    # A lock left by a process that no longer exists is taken over, and released after.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(str(dead.pid))
+    with _run_lock(run_dir):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
