@@ -145,11 +145,11 @@ def write_results(prefix: str | Path, eval_dirs: list[str], timings: dict[str, f
                   dataset_name: str, command: str, title: str, total_s: float | None = None) -> dict[str, Any]:
     """Write ``<prefix>.json`` and ``<prefix>.md`` (keeping a hand-written analysis block).
 
-    ``total_s``: wall time of the command (default: ``timings["total_s"]``)."""
+    ``total_s``: wall time of the command that produced the runs."""
     import torch
 
     res = collect(eval_dirs, timings, cache_dir)
-    res["total_s"] = total_s if total_s is not None else timings.get("total_s")
+    res["total_s"] = total_s
     res["dataset_name"] = dataset_name
     res["command"] = command
     res["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

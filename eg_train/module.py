@@ -281,7 +281,7 @@ class EGModule(L.LightningModule):
         from transformers import get_linear_schedule_with_warmup
 
         params = [p for p in self.parameters() if p.requires_grad]
-        # The fused kernel is ~5x faster than the default on CPU (22M parameters: 0.02 s vs 0.11 s per step).
+        # The fused kernel updates all parameters in one pass (the default loops over tensors).
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=fused)
         total = max(1, int(self.trainer.estimated_stepping_batches))

@@ -279,7 +279,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     if "ig" in needed:
         ce_model = out / "runs" / f"{ce.name}-seed{cfg.ig_prior_seed}" / "model"
         _run_jobs([(_priors, cfg, "ig", ce_model)], 1, timings)
-    if needed:
+    if needed and not (out / "priors.html").is_file():  # the priors are complete once written
         from priors.config import load_examples
         from priors.report import write_heatmap_report
 
