@@ -46,6 +46,9 @@ class FocusConfig:
         word_budget: Phase I stops once the surviving text has at most this many words.
         max_rounds: Phase I round limit (the focus may then stay above the budget).
         keep_fraction: per round keep the top units up to this fraction of the surviving words.
+        min_kept_units: a round works on paragraphs only while its word cap holds at least this
+            many paragraphs of average size; otherwise on sentences. A cap that fits one
+            paragraph would keep a single unit and lose evidence repeated in other paragraphs.
         proxy_samples: LIME perturbations per Phase I round (fewer when all unit subsets can be
             enumerated exactly).
         keep_prob: probability that a unit is kept in a Phase I perturbation.
@@ -60,6 +63,7 @@ class FocusConfig:
     word_budget: int = 64
     max_rounds: int = 6
     keep_fraction: float = 0.25
+    min_kept_units: int = 2
     proxy_samples: int = 64
     keep_prob: float = 0.5
     kernel_width: float = 0.25
@@ -74,6 +78,8 @@ class FocusConfig:
             raise ValueError(f"focus max_rounds must be >= 1 (got {self.max_rounds})")
         if not 0.0 < self.keep_fraction < 1.0:
             raise ValueError(f"focus keep_fraction must be in (0, 1) (got {self.keep_fraction})")
+        if self.min_kept_units < 1:
+            raise ValueError(f"focus min_kept_units must be >= 1 (got {self.min_kept_units})")
         if self.proxy_samples < 4:
             raise ValueError(f"focus proxy_samples must be >= 4 (got {self.proxy_samples})")
         if self.proxy_target not in ("log_prob", "prob"):
@@ -166,7 +172,11 @@ class FocusSelector:
             n_active = int(active.sum())
             if n_active <= cfg.word_budget:
                 break
-            level, unit = ("paragraph", para) if len(np.unique(para[active])) >= 2 else ("sentence", sent)
+            cap = max(cfg.word_budget, cfg.keep_fraction * n_active)
+            para_sizes = np.unique(para[active], return_counts=True)[1]
+            by_para = len(para_sizes) >= 2 and cap >= cfg.min_kept_units * para_sizes.mean()
+            by_para &= not rounds or rounds[-1]["level"] == "paragraph"  # coarse to fine only
+            level, unit = ("paragraph", para) if by_para else ("sentence", sent)
             ids, sizes = np.unique(unit[active], return_counts=True)
             if len(ids) < 2:
                 break  # one sentence over budget: nothing left to split
@@ -184,7 +194,6 @@ class FocusSelector:
                 torch.from_numpy(weights[None]),
             )
             order = np.argsort(-alpha[0].numpy(), kind="stable")
-            cap = max(cfg.word_budget, cfg.keep_fraction * n_active)
             kept, total = [], 0
             for u in order:
                 if kept and total + sizes[u] > cap:

@@ -2,21 +2,27 @@
 
 Documents are built by placing one short labelled CLINC150 query (the evidence, known words)
 among filler sentences: CLINC150 queries of intents outside the label space, grouped into
-paragraphs, at several lengths. Each method attributes the gold label with the same number
-of target queries; then the words are deleted in attribution order.
+paragraphs, at several lengths. ``--evidence-sentences n`` plants n queries of the gold intent
+instead (redundant evidence: any one of them settles the label). Each method attributes the
+gold label with the same number of target queries; then the words are deleted in attribution
+order.
 
 Metrics per method and length (mean over documents, medians in the JSON too):
 - ``aopc@k`` = p(y|x) - p(y|x without the top-k words) (deletion), for k = 10, 50, 100;
   ``mean_aopc`` = the mean of ``aopc@k`` over k = 1..100. Ties (Focus-LIME's 0-scored words
   outside the focus) are broken in a seeded random order.
 - ``recall150``: fraction of the evidence words among the top ceil(1.5 x |evidence|) words.
+- ``aopc_ratio_ceiling``: p(y|x) / full LIME's mean AOPC at the longest length. No deletion
+  lowers p below 0, so no method's AOPC exceeds p(y|x): this is the largest
+  ``aopc_ratio_focus_over_full`` any attribution could reach on these documents.
 - target queries (the attribution budget), proxy queries, deletion-evaluation queries (counted
   apart), wall time of the attribution, tokens the target actually encoded.
 
 Models (all offline): the *target* is the embedded SLM fine-tuned with CE on the label intents
 plus an "other" class (queries of the remaining intents), read sentence by sentence:
 p(y|document) = max over sentences of p(y|sentence), the multiple-instance reading of "does
-the document contain a request of intent y" (like the Focus-LIME paper's clause questions).
+the document contain a request of intent y" (like the Focus-LIME paper's clause questions);
+``--target-pooling logsumexp|mean`` pools the sentence logits instead, so every sentence counts.
 Fillers the target already reads as y (p > ``--filler-max-p``) are vetoed, so the planted
 query is the only evidence. ``--target smollm2-135m-instruct`` uses the LLM with the plain
 prompt instead: about 40 s per query on a 4,096-word document on this 2-core CPU (measured),
@@ -70,14 +76,14 @@ def sentence(text: str) -> str:
 
 
 def build_document(
-    evidence: str, fillers: list[str], n_words: int, rng: np.random.Generator, accept=None
-) -> tuple[str, np.ndarray]:
-    """Evidence sentence at a random position among filler sentences, in paragraphs of 3-6
+    evidence: list[str], fillers: list[str], n_words: int, rng: np.random.Generator, accept=None
+) -> tuple[str, list[np.ndarray]]:
+    """Evidence sentences at random positions among filler sentences, in paragraphs of 3-6
     sentences, until the text has ``n_words`` words. ``accept(sentences) -> bool mask`` may veto
-    fillers (e.g. those the target already reads as the gold label). Returns the text and the
-    evidence word ids."""
-    ev = sentence(evidence)
-    target = n_words - len(split_words(ev))
+    fillers (e.g. those the target already reads as the gold label). Returns the text and, per
+    evidence sentence, its word ids."""
+    evs = [sentence(e) for e in evidence]
+    target = n_words - sum(len(split_words(e)) for e in evs)
     sents, count = [], 0
     order = rng.permutation(len(fillers))
     for start in range(0, len(order), 64):
@@ -91,22 +97,28 @@ def build_document(
                 count += len(split_words(s))
     if count < target:
         raise ValueError(f"not enough filler sentences for {n_words} words")
-    pos = int(rng.integers(0, len(sents) + 1))
-    sents.insert(pos, ev)
+    if len(evs) == 1:  # the original one-query layout (same random stream as before)
+        slots = [int(rng.integers(0, len(sents) + 1))]
+    else:
+        slots = sorted(rng.choice(len(sents) + len(evs), size=len(evs), replace=False).tolist())
+    for pos, ev in zip(slots, evs):
+        sents.insert(pos, ev)
     paragraphs, i = [], 0
     while i < len(sents):
         size = int(rng.integers(3, 7))
         paragraphs.append(" ".join(sents[i : i + size]))
         i += size
     text = "\n\n".join(paragraphs)
-    start = _find_sentence(text, ev, sents, pos)
     words = split_words(text)
-    evidence_ids = np.array([j for j, (s, e) in enumerate(words.spans) if start <= s and e <= start + len(ev)])
-    return text, evidence_ids
+    ids = []
+    for pos, ev in zip(slots, evs):
+        start = _find_sentence(text, ev, sents, pos)
+        ids.append(np.array([j for j, (s, e) in enumerate(words.spans) if start <= s and e <= start + len(ev)]))
+    return text, ids
 
 
 def _find_sentence(text: str, ev: str, sents: list[str], pos: int) -> int:
-    """Character offset of the ``pos``-th sentence (the evidence) in the joined text."""
+    """Character offset of the ``pos``-th sentence (an evidence sentence) in the joined text."""
     cursor = 0
     for s in sents[:pos]:
         cursor = text.index(s, cursor) + len(s)
@@ -148,9 +160,9 @@ def finetune(texts: list[str], labels: list[int], label_names: list[str], *, epo
     return out
 
 
-def classifier_scorer(path: Path, label_names: list[str], model_id: str) -> ClassifierScorer:
+def classifier_scorer(path: Path, label_names: list[str], model_id: str, pooling: str = "max") -> ClassifierScorer:
     model, tok = load_sequence_classifier(str(path), label_names)
-    return ClassifierScorer(model, tok, model_id=model_id, chunking="sentence", pooling="max", max_length=64)
+    return ClassifierScorer(model, tok, model_id=model_id, chunking="sentence", pooling=pooling, max_length=64)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -189,6 +201,15 @@ def decisive_words(scorer, evidence: str, label: int, min_drop: float = 0.1) -> 
 
 
 # ----------------------------------------------------------------------------- benchmark
+def evidence_sets(candidates: list[tuple[str, int]], n: int):
+    """Groups of ``n`` candidate queries of one intent, in the order the groups fill up."""
+    pending: dict[int, list[str]] = {}
+    for text, label in candidates:
+        pending.setdefault(label, []).append(text)
+        if len(pending[label]) == n:
+            yield pending.pop(label), label
+
+
 def run_method(name, prior, scorer, proxy, doc, label, did) -> dict:
     for s in (scorer, proxy):
         if hasattr(s, "clear_memo"):
@@ -240,7 +261,7 @@ def markdown(result: dict) -> str:
                 f"{s['focus_words']:.0f} | {s['wall_s_median']:.1f} | {s['target_tokens']:.0f} |"
             )
     lines += ["", "Summary (longest length):", "", "```", json.dumps(
-        {k: result[k] for k in ("aopc_ratio_focus_over_full", "evidence_recall_150", "wall_ratio_focus_over_full",
+        {k: result[k] for k in ("aopc_ratio_focus_over_full", "aopc_ratio_ceiling", "evidence_recall_150", "wall_ratio_focus_over_full",
                                 "target_queries_focus", "target_queries_full")}, indent=1), "```", ""]
     return "\n".join(lines)
 
@@ -255,14 +276,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--word-budget", type=int, default=FocusConfig.word_budget)
     ap.add_argument("--proxy-samples", type=int, default=FocusConfig.proxy_samples)
     ap.add_argument("--keep-fraction", type=float, default=FocusConfig.keep_fraction)
+    ap.add_argument("--min-kept-units", type=int, default=FocusConfig.min_kept_units)
     ap.add_argument("--n-intents", type=int, default=20, help="size of the label space (CLINC150 intents)")
     ap.add_argument("--target-k", type=int, default=16, help="training queries per intent for the target SLM")
     ap.add_argument("--proxy-k", type=int, default=8, help="training queries per intent for the proxy SLM")
     ap.add_argument("--target", default="slm", help="'slm' (fine-tuned, sentence-chunked) or a causal LM name")
     ap.add_argument("--k-max", type=int, default=100)
     ap.add_argument("--filler-max-p", type=float, default=0.1, help="veto fillers with target p(gold) above this")
+    ap.add_argument("--evidence-sentences", type=int, default=1,
+                    help="queries of the gold intent planted per document; with n > 1 each one alone settles the label")
+    ap.add_argument("--target-pooling", default="max", choices=["max", "logsumexp", "mean"],
+                    help="how the sentence-chunked SLM target combines sentences (see ClassifierScorer)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.evidence_sentences < 1:
+        ap.error("--evidence-sentences must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
     if args.quick:
@@ -307,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
     prx_dir = finetune(*subset(args.proxy_k, args.seed + 1, 1), names, epochs=2, seed=args.seed + 1, tag=f"proxy-k{args.proxy_k}")
     setup_s = time.perf_counter() - t0
     proxy = classifier_scorer(prx_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.proxy_k}")
-    slm_target = classifier_scorer(tgt_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.target_k}")
+    slm_target = classifier_scorer(tgt_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.target_k}", args.target_pooling)
     if args.target == "slm":
         target, target_id = slm_target, slm_target.model_id
     else:
@@ -320,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Evidence: held-out test queries of the label intents (>= 5 words) that the target gets right alone.
     te = [(t, remap[y]) for t, y in zip(test.dataset["text"], test.dataset["label"]) if y in remap and len(split_words(t)) >= 5]
-    pick = rng.permutation(len(te))[: 4 * sum(docs_per) + 20]
+    pick = rng.permutation(len(te))[: 4 * sum(docs_per) * args.evidence_sentences + 20 * args.evidence_sentences**2]
     cand = [te[i] for i in pick]
     alone = target.log_prob([sentence(t) for t, _ in cand], [y for _, y in cand])
     pred_ok = [c for c, lp in zip(cand, alone) if lp > math.log(0.5)]
@@ -329,7 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
     log.info("evidence candidates: %d of %d with target p(gold) > 0.5; %s", len(pred_ok), len(cand), acc_p)
 
     focus_cfg = FocusConfig(min_words=0, word_budget=args.word_budget, proxy_samples=args.proxy_samples,
-                            keep_fraction=args.keep_fraction, seed=args.seed)
+                            keep_fraction=args.keep_fraction,
+                            min_kept_units=args.min_kept_units, seed=args.seed)
     selector = FocusSelector(proxy, focus_cfg, proxy_id=proxy.model_id)
     full = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed)
     focused = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed, focus=selector)
@@ -337,18 +366,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     per_length: dict[str, dict] = {}
     raw: list[dict] = []
-    ev_iter = iter(pred_ok)
+    ev_iter = evidence_sets(pred_ok, args.evidence_sentences)
     for length, n_docs in zip(args.lengths, docs_per):
         rows: dict[str, list[dict]] = {m: [] for m in methods}
         for d in tqdm(range(n_docs), desc=f"{length} words"):
-            ev_text, label = next(ev_iter)
+            ev_texts, label = next(ev_iter, (None, None))
+            if ev_texts is None:
+                raise SystemExit(f"too few evidence candidates the target classifies alone for {sum(docs_per)} documents")
             doc_rng = np.random.default_rng([args.seed, length, d])
             # Fillers the target itself reads as the gold label would be evidence too: veto them.
             accept = lambda block, y=label: np.exp(target.log_prob(block, [y] * len(block))) < args.filler_max_p  # noqa: E731
-            doc, evidence = build_document(ev_text, fillers, length, doc_rng, accept)
+            doc, evidence_per = build_document(ev_texts, fillers, length, doc_rng, accept)
+            evidence = np.concatenate(evidence_per)
             words = split_words(doc)
             did = f"len{length}-doc{d}"
-            decisive = evidence[decisive_words(target, sentence(ev_text), label)]
+            decisive = np.concatenate([ids[decisive_words(target, sentence(t), label)] for t, ids in zip(ev_texts, evidence_per)])
             for m, prior in methods.items():
                 r = run_method(m, prior, target, proxy, doc, label, did)
                 order = deletion_order(r["scores"], np.random.default_rng([args.seed, length, d, 7]))
@@ -361,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "eval_queries": target.queries - q0,
                 })
                 rows[m].append(r)
-                raw.append({"length": length, "doc": d, "method": m, "words": len(words), "evidence": ev_text,
+                raw.append({"length": length, "doc": d, "method": m, "words": len(words), "evidence": ev_texts,
                             "label": names[label], **{k: v for k, v in r.items() if k != "scores"},
                             "top10": [words.words[j] for j in order[:10]]})
                 log.info("%s %s: mean AOPC %.3f recall %.2f wall %.1fs queries %d/%d (target/proxy) focus %d words",
@@ -376,6 +408,9 @@ def main(argv: list[str] | None = None) -> dict:
         "setup_s": setup_s,
         "models": acc_p,
         "aopc_ratio_focus_over_full": f["mean_aopc"] / u["mean_aopc"] if u["mean_aopc"] > 0 else float("inf"),
+        # A deletion cannot push p(y|x) below 0, so no attribution's AOPC exceeds p(y|x): this is
+        # the largest ratio over full LIME that any method could reach on these documents.
+        "aopc_ratio_ceiling": u["p_full"] / u["mean_aopc"] if u["mean_aopc"] > 0 else float("inf"),
         "evidence_recall_150": f["recall150"],
         "evidence_recall_150_full": u["recall150"],
         "evidence_recall_150_decisive": f["recall150_decisive"],

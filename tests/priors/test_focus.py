@@ -93,6 +93,46 @@ def test_phase_one_narrows_to_the_planted_sentence():
     assert (again.mask == sel.mask).all()
 
 
+class AnyKeywordScorer(KeywordScorer):
+    """Known answer with redundant evidence: ``log p`` rises by ``gain`` if any keyword is present."""
+
+    def log_prob(self, texts, labels):
+        self.queries += len(texts)
+        return np.array([self.base + self.gain * bool(self.keywords & set(split_words(t).words)) for t in texts])
+
+
+def redundant_document(planted_in=(4, 15, 26)):
+    """Filler paragraphs with the same evidence sentence (different keyword each) in three of them."""
+    paragraphs = []
+    for p in range(30):
+        sents = [f"The clerk filed report number {p * 5 + s} today." for s in range(5)]
+        if p in planted_in:
+            sents[2] = f"Zebras{planted_in.index(p)} graze near the river."
+        paragraphs.append(" ".join(sents))
+    return "\n\n".join(paragraphs)
+
+
+def test_phase_one_keeps_repeated_evidence():
+    """Any one of three planted sentences settles the label. Narrowing paragraph by paragraph
+    until a round's cap fits one paragraph (``min_kept_units=1``) keeps a single copy, and
+    Phase II would then see no effect; switching to sentences first keeps all three."""
+    words = split_words(redundant_document())
+    keys = {"Zebras0", "Zebras1", "Zebras2"}
+
+    def kept_all(min_kept_units: int) -> int:
+        n = 0
+        for seed in range(20):  # the mask draw is random: count over seeds
+            cfg = FocusConfig(word_budget=24, proxy_samples=64, min_kept_units=min_kept_units, seed=seed)
+            sel = FocusSelector(AnyKeywordScorer(keys), cfg).select(words, 0, "doc")
+            n += keys <= {words.words[i] for i in np.flatnonzero(sel.mask)}
+            levels = "".join(r["level"][0] for r in sel.rounds)
+            assert "sp" not in levels  # coarse to fine: no paragraph round after a sentence round
+        return n
+
+    assert kept_all(2) >= 17
+    assert kept_all(1) <= 3
+
+
 def test_round_limit_leaves_the_focus_above_budget():
     words = split_words(long_document())
     sel = FocusSelector(KeywordScorer({"Zebras"}), FocusConfig(word_budget=8, max_rounds=1)).select(words, 0, "d")
@@ -105,6 +145,8 @@ def test_config_validation_is_clear():
         FocusConfig(keep_fraction=1.0)
     with pytest.raises(ValueError, match="proxy_target"):
         FocusConfig(proxy_target="logit")
+    with pytest.raises(ValueError, match="min_kept_units"):
+        FocusConfig(min_kept_units=0)
 
 
 @pytest.mark.parametrize("prior_cls", [LimePrior, CapPrior])
