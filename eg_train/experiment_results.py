@@ -49,14 +49,17 @@ def prior_seconds(cache_dir: str | Path) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     if not (Path(cache_dir) / "parts").is_dir():
         return out
-    records = cache.records()
-    for method in sorted(set(records["method"])):
-        sub = records.filter(lambda r: r["method"] == method)
-        out[method] = {
-            "examples": len(sub),
-            "seconds": float(np.sum(sub["seconds"])),
-            "seconds_per_example": float(np.mean(sub["seconds"])),
-            "queries_per_example": float(np.mean(sub["queries"])),
+    # Three columns read once (no per-method ``filter``: it would write index files into the cache).
+    records = cache.records().select_columns(["method", "seconds", "queries"])
+    method = np.asarray(records["method"])
+    seconds, queries = np.asarray(records["seconds"], dtype=float), np.asarray(records["queries"], dtype=float)
+    for m in sorted(set(method.tolist())):
+        rows = method == m
+        out[m] = {
+            "examples": int(rows.sum()),
+            "seconds": float(seconds[rows].sum()),
+            "seconds_per_example": float(seconds[rows].mean()),
+            "queries_per_example": float(queries[rows].mean()),
         }
     return out
 

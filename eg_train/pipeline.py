@@ -221,13 +221,16 @@ def _run_jobs(jobs: list[tuple], workers: int, timings: _Timings) -> list:
     Each job returns ``({timing key: seconds}, value)``; the times are recorded as jobs finish,
     so an interrupted run keeps the times of the jobs it completed. Returns the values in order.
     """
+    values: list = [None] * len(jobs)
+
+    def finished(i: int, result: tuple[dict[str, float], object]) -> None:
+        spent, values[i] = result
+        for k, v in spent.items():
+            timings.record(k, v)
+
     if workers <= 1 or len(jobs) <= 1:
-        values = []
-        for fn, *args in jobs:
-            spent, value = fn(*args)
-            for k, v in spent.items():
-                timings.record(k, v)
-            values.append(value)
+        for i, (fn, *args) in enumerate(jobs):
+            finished(i, fn(*args))
         return values
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -236,11 +239,8 @@ def _run_jobs(jobs: list[tuple], workers: int, timings: _Timings) -> list:
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
         futures = {pool.submit(fn, *args): i for i, (fn, *args) in enumerate(jobs)}
-        values: list = [None] * len(jobs)
         for fut in as_completed(futures):
-            spent, values[futures[fut]] = fut.result()
-            for k, v in spent.items():
-                timings.record(k, v)
+            finished(futures[fut], fut.result())
     return values
 
 

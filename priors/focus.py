@@ -168,15 +168,17 @@ class FocusSelector:
         rng = example_rng(cfg.seed, f"focus:{example_id}")
         start_queries = self.proxy.queries
         rounds: list[dict[str, Any]] = []
+        level = "paragraph"
         for _ in range(cfg.max_rounds):
             n_active = int(active.sum())
             if n_active <= cfg.word_budget:
                 break
             cap = max(cfg.word_budget, cfg.keep_fraction * n_active)
-            para_sizes = np.unique(para[active], return_counts=True)[1]
-            by_para = len(para_sizes) >= 2 and cap >= cfg.min_kept_units * para_sizes.mean()
-            by_para &= not rounds or rounds[-1]["level"] == "paragraph"  # coarse to fine only
-            level, unit = ("paragraph", para) if by_para else ("sentence", sent)
+            if level == "paragraph":  # coarse to fine only: once on sentences, stay there
+                para_sizes = np.unique(para[active], return_counts=True)[1]
+                if len(para_sizes) < 2 or cap < cfg.min_kept_units * para_sizes.mean():
+                    level = "sentence"
+            unit = para if level == "paragraph" else sent
             ids, sizes = np.unique(unit[active], return_counts=True)
             if len(ids) < 2:
                 break  # one sentence over budget: nothing left to split
