@@ -2,9 +2,10 @@
 
 Phase I (scout): the surviving text is split into units (paragraphs while at least two survive,
 then sentences); LIME over units on a cheap *proxy* scorer ranks them; the top units are kept
-(at most ``keep_fraction`` of the surviving words per round, never less than ``word_budget``),
-until the survivors fit ``word_budget`` words or ``max_rounds`` is reached. The survivors are
-the focus mask over words.
+(at most ``keep_fraction`` of the surviving words per round, never less than ``word_budget``;
+with ``min_drop``, only the shortest run of top units whose removal takes most of the proxy's
+evidence away), until the survivors fit ``word_budget`` words (and, with ``min_drop``, a round
+drops no unit) or ``max_rounds`` is reached. The survivors are the focus mask over words.
 
 Phase II (scrutinise): the target scorer perturbs only the words inside the focus (Bernoulli
 ``keep_prob``); words outside are always kept and score 0 (see
@@ -19,6 +20,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _PARAGRAPH_END = re.compile(r"\n[^\S\n]*\n\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# ``min_drop`` applies only when removing the capped units at least halves the proxy's p(y):
+# below that the proxy sees no evidence to localise, and a short run would be chosen by noise.
+_MIN_EVIDENCE_GAP = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,12 @@ class FocusConfig:
         min_kept_units: a round works on paragraphs only while its word cap holds at least this
             many paragraphs of average size; otherwise on sentences. A cap that fits one
             paragraph would keep a single unit and lose evidence repeated in other paragraphs.
+        min_drop: keep only the shortest run of top-ranked units whose removal from the
+            survivors lowers the proxy's log p(y) by at least this share of what removing all
+            the capped units does (0: fill the cap). Evidence repeated in several units is kept
+            whole, since removing one copy lowers nothing. With it, rounds go on below
+            ``word_budget`` until one drops no unit: the cap alone fills the focus with whatever
+            the proxy ranks next, which dilutes Phase II. Costs one proxy query per candidate run.
         proxy_samples: LIME perturbations per Phase I round (fewer when all unit subsets can be
             enumerated exactly).
         keep_prob: probability that a unit is kept in a Phase I perturbation.
@@ -64,6 +75,7 @@ class FocusConfig:
     max_rounds: int = 6
     keep_fraction: float = 0.25
     min_kept_units: int = 2
+    min_drop: float = 0.0
     proxy_samples: int = 64
     keep_prob: float = 0.5
     kernel_width: float = 0.25
@@ -80,6 +92,8 @@ class FocusConfig:
             raise ValueError(f"focus keep_fraction must be in (0, 1) (got {self.keep_fraction})")
         if self.min_kept_units < 1:
             raise ValueError(f"focus min_kept_units must be >= 1 (got {self.min_kept_units})")
+        if not 0.0 <= self.min_drop <= 1.0:
+            raise ValueError(f"focus min_drop must be in [0, 1] (got {self.min_drop})")
         if self.proxy_samples < 4:
             raise ValueError(f"focus proxy_samples must be >= 4 (got {self.proxy_samples})")
         if self.proxy_target not in ("log_prob", "prob"):
@@ -169,9 +183,10 @@ class FocusSelector:
         start_queries = self.proxy.queries
         rounds: list[dict[str, Any]] = []
         level = "paragraph"
+        settled = cfg.min_drop == 0  # with min_drop, refine below the budget until a round drops nothing
         for _ in range(cfg.max_rounds):
             n_active = int(active.sum())
-            if n_active <= cfg.word_budget:
+            if n_active <= cfg.word_budget and settled:
                 break
             cap = max(cfg.word_budget, cfg.keep_fraction * n_active)
             if level == "paragraph":  # coarse to fine only: once on sentences, stay there
@@ -196,15 +211,29 @@ class FocusSelector:
                 torch.from_numpy(weights[None]),
             )
             order = np.argsort(-alpha[0].numpy(), kind="stable")
-            kept, total = [], 0
-            for u in order:
-                if kept and total + sizes[u] > cap:
-                    break
-                kept.append(int(u))
-                total += int(sizes[u])
+            n_cap = max(1, int(np.searchsorted(np.cumsum(sizes[order]), cap, side="right")))
+            n_keep = self._shortest_comprehensive_run(words, local, order, n_cap, float(log_p[0]), label)
+            kept = order[:n_keep]
+            settled = cfg.min_drop == 0 or n_keep == len(ids)
             active &= np.isin(local, kept)
-            rounds.append({"level": level, "units": len(ids), "samples": len(masks), "kept_units": len(kept), "words": total})
+            rounds.append({"level": level, "units": len(ids), "samples": len(masks), "kept_units": n_keep,
+                           "words": int(sizes[kept].sum())})
         return FocusSelection(mask=active, proxy_queries=self.proxy.queries - start_queries, rounds=rounds)
+
+
+    def _shortest_comprehensive_run(
+        self, words: Words, local: np.ndarray, order: np.ndarray, n_cap: int, log_p_all: float, label: int
+    ) -> int:
+        """How many of the top units (``order``) to keep: the fewest whose removal takes
+        ``min_drop`` of the log p(y) drop that removing all ``n_cap`` capped units takes."""
+        if self.cfg.min_drop == 0 or n_cap < 2:
+            return n_cap
+        rest = [units_text(words, local, order[j:]) for j in range(1, n_cap + 1)]
+        log_p_rest = self.proxy.log_prob(rest, [label] * len(rest))
+        full = log_p_all - log_p_rest[-1]
+        if full < _MIN_EVIDENCE_GAP:
+            return n_cap
+        return int(np.flatnonzero(log_p_all - log_p_rest >= self.cfg.min_drop * full)[0]) + 1
 
 
 def focus_masks(focus: np.ndarray, n: int, rng: np.random.Generator, keep_prob: float = 0.5) -> np.ndarray:

@@ -11,7 +11,9 @@ Metrics per method and length (mean over documents, medians in the JSON too):
 - ``aopc@k`` = p(y|x) - p(y|x without the top-k words) (deletion), for k = 10, 50, 100;
   ``mean_aopc`` = the mean of ``aopc@k`` over k = 1..100. Ties (Focus-LIME's 0-scored words
   outside the focus) are broken in a seeded random order.
-- ``recall150``: fraction of the evidence words among the top ceil(1.5 x |evidence|) words.
+- ``recall150``: fraction of the evidence words among the top ceil(1.5 x |evidence|) words
+  (by score, the deletion order); ``recall150_abs`` ranks by |score| instead, as LIME's own
+  explanations do: it counts an evidence word the target scores negative as found.
 - ``aopc_ratio_ceiling``: p(y|x) / full LIME's mean AOPC at the longest length. No deletion
   lowers p below 0, so no method's AOPC exceeds p(y|x): this is the largest
   ``aopc_ratio_focus_over_full`` any attribution could reach on these documents.
@@ -41,6 +43,7 @@ has no such reuse: there a Phase II query costs a whole document.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -60,6 +63,7 @@ from eg_train.models.resolve import cache_dir, load_causal_lm, load_sequence_cla
 from eg_train.words import Words, split_words  # noqa: E402
 from priors.base import PriorBatch  # noqa: E402
 from priors.focus import FocusConfig, FocusSelector  # noqa: E402
+from priors.masks import example_rng  # noqa: E402
 from priors.methods.lime import LimePrior  # noqa: E402
 from priors.proxy import ClassifierScorer  # noqa: E402
 
@@ -160,9 +164,11 @@ def finetune(texts: list[str], labels: list[int], label_names: list[str], *, epo
     return out
 
 
-def classifier_scorer(path: Path, label_names: list[str], model_id: str, pooling: str = "max") -> ClassifierScorer:
+def classifier_scorer(
+    path: Path, label_names: list[str], model_id: str, pooling: str = "max", chunking: str = "sentence", max_length: int = 64
+) -> ClassifierScorer:
     model, tok = load_sequence_classifier(str(path), label_names)
-    return ClassifierScorer(model, tok, model_id=model_id, chunking="sentence", pooling=pooling, max_length=64)
+    return ClassifierScorer(model, tok, model_id=model_id, chunking=chunking, pooling=pooling, max_length=max_length)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -217,7 +223,7 @@ def run_method(name, prior, scorer, proxy, doc, label, did) -> dict:
     q0, t0 = scorer.queries, getattr(scorer, "tokens_encoded", 0)
     start = time.perf_counter()
     if prior is None:  # random baseline
-        scores = np.random.default_rng(abs(hash(did)) % 2**32).random(len(split_words(doc)))
+        scores = example_rng(0, f"random:{did}").random(len(split_words(doc)))  # not hash(): salted per process
         res = None
     else:
         res = prior.compute(PriorBatch([did], [doc], [label]))[0]
@@ -234,7 +240,7 @@ def run_method(name, prior, scorer, proxy, doc, label, did) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    keys = ["aopc@10", "aopc@50", "aopc@100", "mean_aopc", "recall150", "recall150_decisive", "p_full", "target_queries",
+    keys = ["aopc@10", "aopc@50", "aopc@100", "mean_aopc", "recall150", "recall150_abs", "recall150_decisive", "p_full", "target_queries",
             "proxy_queries", "eval_queries", "wall_s", "target_tokens", "focus_words"]
     out = {}
     for k in keys:
@@ -246,22 +252,54 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def comparison(per_length: dict[str, dict], longest: str) -> dict:
+    """Focus-LIME against full LIME (the issue's figures at the longest length); NaN for a
+    method that was not run."""
+    nan = {"mean_aopc": float("nan"), "p_full": float("nan"), "recall150": float("nan"), "recall150_abs": float("nan"),
+           "recall150_decisive": float("nan"),
+           "wall_s_median": float("nan"), "target_queries": float("nan"), "proxy_queries": float("nan")}
+
+    def ratio(a: float, b: float) -> float:
+        return float("nan") if math.isnan(a) or math.isnan(b) else a / b if b > 0 else float("inf")
+
+    pick = {k: (v.get("focus_lime", nan), v.get("full_lime", nan)) for k, v in per_length.items()}
+    f, u = pick[longest]
+    return {
+        "aopc_ratio_focus_over_full": ratio(f["mean_aopc"], u["mean_aopc"]),
+        # A deletion cannot push p(y|x) below 0, so no attribution's AOPC exceeds p(y|x): this is
+        # the largest ratio over full LIME that any method could reach on these documents.
+        "aopc_ratio_ceiling": ratio(u["p_full"], u["mean_aopc"]),
+        "evidence_recall_150": f["recall150"],
+        "evidence_recall_150_full": u["recall150"],
+        "evidence_recall_150_abs": f["recall150_abs"],
+        "evidence_recall_150_abs_full": u["recall150_abs"],
+        "evidence_recall_150_decisive": f["recall150_decisive"],
+        "evidence_recall_150_decisive_full": u["recall150_decisive"],
+        "evidence_recall_150_by_length": {k: fk["recall150"] for k, (fk, _) in pick.items()},
+        "aopc_ratio_by_length": {k: ratio(fk["mean_aopc"], uk["mean_aopc"]) for k, (fk, uk) in pick.items()},
+        "wall_ratio_focus_over_full": ratio(f["wall_s_median"], u["wall_s_median"]),
+        "target_queries_focus": f["target_queries"],
+        "target_queries_full": u["target_queries"],
+        "proxy_queries_focus": f["proxy_queries"],
+    }
+
+
 def markdown(result: dict) -> str:
     lines = [
         f"# bench_long ({result['config']['target']} target, {result['config']['budget']} target queries per attribution)",
         "",
-        "| words | method | docs | p(y\\|x) | mean AOPC | AOPC@10 | AOPC@50 | AOPC@100 | recall@150% | recall@150% decisive | target q | proxy q | focus words | wall s (median) | target tokens |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| words | method | docs | p(y\\|x) | mean AOPC | AOPC@10 | AOPC@50 | AOPC@100 | recall@150% | recall@150% \\|score\\| | recall@150% decisive | target q | proxy q | focus words | wall s (median) | target tokens |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for length, methods in result["per_length"].items():
         for m, s in methods.items():
             lines.append(
                 f"| {length} | {m} | {s['docs']} | {s['p_full']:.3f} | {s['mean_aopc']:.3f} | {s['aopc@10']:.3f} | {s['aopc@50']:.3f} | "
-                f"{s['aopc@100']:.3f} | {s['recall150']:.2f} | {s['recall150_decisive']:.2f} | {s['target_queries']:.0f} | {s['proxy_queries']:.0f} | "
+                f"{s['aopc@100']:.3f} | {s['recall150']:.2f} | {s['recall150_abs']:.2f} | {s['recall150_decisive']:.2f} | {s['target_queries']:.0f} | {s['proxy_queries']:.0f} | "
                 f"{s['focus_words']:.0f} | {s['wall_s_median']:.1f} | {s['target_tokens']:.0f} |"
             )
     lines += ["", "Summary (longest length):", "", "```", json.dumps(
-        {k: result[k] for k in ("aopc_ratio_focus_over_full", "aopc_ratio_ceiling", "evidence_recall_150", "wall_ratio_focus_over_full",
+        {k: result[k] for k in ("aopc_ratio_focus_over_full", "aopc_ratio_ceiling", "evidence_recall_150", "evidence_recall_150_abs", "wall_ratio_focus_over_full",
                                 "target_queries_focus", "target_queries_full")}, indent=1), "```", ""]
     return "\n".join(lines)
 
@@ -277,16 +315,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--proxy-samples", type=int, default=FocusConfig.proxy_samples)
     ap.add_argument("--keep-fraction", type=float, default=FocusConfig.keep_fraction)
     ap.add_argument("--min-kept-units", type=int, default=FocusConfig.min_kept_units)
+    ap.add_argument("--min-drop", type=float, default=FocusConfig.min_drop)
+    ap.add_argument("--also-min-drop", type=float, nargs="*", default=[],
+                    help="also run Focus-LIME with these min_drop values (methods focus_lime_drop<v>), side by side")
     ap.add_argument("--n-intents", type=int, default=20, help="size of the label space (CLINC150 intents)")
     ap.add_argument("--target-k", type=int, default=16, help="training queries per intent for the target SLM")
     ap.add_argument("--proxy-k", type=int, default=8, help="training queries per intent for the proxy SLM")
     ap.add_argument("--target", default="slm", help="'slm' (fine-tuned, sentence-chunked) or a causal LM name")
+    ap.add_argument("--target-prompt", default="plain", choices=["plain", "cap"],
+                    help="causal-LM target: LIME's plain prompt, or the class-aware prompt (instruction + label list)")
+    ap.add_argument("--renormalise", action="store_true",
+                    help="causal-LM target: p(y) renormalised over the label space (a small LLM gives p(y) ~ 1e-9 without)")
+    ap.add_argument("--device", default="cpu", help="torch device of every model (e.g. cuda)")
     ap.add_argument("--k-max", type=int, default=100)
     ap.add_argument("--filler-max-p", type=float, default=0.1, help="veto fillers with target p(gold) above this")
     ap.add_argument("--evidence-sentences", type=int, default=1,
                     help="queries of the gold intent planted per document; with n > 1 each one alone settles the label")
     ap.add_argument("--target-pooling", default="max", choices=["max", "logsumexp", "mean"],
-                    help="how the sentence-chunked SLM target combines sentences (see ClassifierScorer)")
+                    help="how the chunked SLM target combines its chunks (see ClassifierScorer)")
+    ap.add_argument("--target-chunking", default="sentence", choices=["sentence", "window"],
+                    help="SLM target reads the document sentence by sentence, or in windows of --target-max-length "
+                         "tokens (a word's context then depends on every word before it, as in an LLM)")
+    ap.add_argument("--target-max-length", type=int, default=64, help="tokens per SLM target chunk")
+    ap.add_argument("--methods", nargs="+", default=["full_lime", "focus_lime", "random"],
+                    choices=["full_lime", "focus_lime", "random"], help="ratios need full_lime and focus_lime")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.evidence_sentences < 1:
@@ -335,16 +387,23 @@ def main(argv: list[str] | None = None) -> dict:
     prx_dir = finetune(*subset(args.proxy_k, args.seed + 1, 1), names, epochs=2, seed=args.seed + 1, tag=f"proxy-k{args.proxy_k}")
     setup_s = time.perf_counter() - t0
     proxy = classifier_scorer(prx_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.proxy_k}")
-    slm_target = classifier_scorer(tgt_dir, names, f"{SLM}-clinc{args.n_intents}-k{args.target_k}", args.target_pooling)
+    proxy.model.to(args.device)
+    tgt_id = f"{SLM}-clinc{args.n_intents}-k{args.target_k}"
+    if (args.target_chunking, args.target_max_length) != ("sentence", 64):
+        tgt_id += f"-{args.target_chunking}{args.target_max_length}"
     if args.target == "slm":
-        target, target_id = slm_target, slm_target.model_id
+        target = classifier_scorer(tgt_dir, names, tgt_id, args.target_pooling, args.target_chunking, args.target_max_length)
+        target.model.to(args.device)
+        target_id = target.model_id
     else:
-        from priors.prompts import plain_template
+        from priors.prompts import class_aware_template, plain_template
         from priors.scorer import LabelScorer
 
         lm, tok = load_causal_lm(args.target)
-        target = LabelScorer(lm, tok, plain_template(), names, batch_size=4, max_text_tokens=16384)
-        target_id = args.target
+        template = plain_template() if args.target_prompt == "plain" else class_aware_template(names)
+        target = LabelScorer(lm.to(args.device), tok, template, names, renormalise=args.renormalise, batch_size=4,
+                             max_text_tokens=16384)
+        target_id = f"{args.target}-{args.target_prompt}" + ("-renormalised" if args.renormalise else "")
 
     # Evidence: held-out test queries of the label intents (>= 5 words) that the target gets right alone.
     te = [(t, remap[y]) for t, y in zip(test.dataset["text"], test.dataset["label"]) if y in remap and len(split_words(t)) >= 5]
@@ -358,11 +417,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     focus_cfg = FocusConfig(min_words=0, word_budget=args.word_budget, proxy_samples=args.proxy_samples,
                             keep_fraction=args.keep_fraction,
-                            min_kept_units=args.min_kept_units, seed=args.seed)
-    selector = FocusSelector(proxy, focus_cfg, proxy_id=proxy.model_id)
+                            min_kept_units=args.min_kept_units, min_drop=args.min_drop, seed=args.seed)
+
+    def focus_lime(cfg: FocusConfig) -> LimePrior:
+        return LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed,
+                         focus=FocusSelector(proxy, cfg, proxy_id=proxy.model_id))
+
     full = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed)
-    focused = LimePrior(target, model_id=target_id, n_samples=args.budget, seed=args.seed, focus=selector)
-    methods = {"full_lime": full, "focus_lime": focused, "random": None}
+    methods = {m: prior for m, prior in {"full_lime": full, "focus_lime": focus_lime(focus_cfg), "random": None}.items()
+               if m in args.methods}
+    methods.update({f"focus_lime_drop{v:g}": focus_lime(dataclasses.replace(focus_cfg, min_drop=v)) for v in args.also_min_drop})
 
     per_length: dict[str, dict] = {}
     raw: list[dict] = []
@@ -384,11 +448,13 @@ def main(argv: list[str] | None = None) -> dict:
             for m, prior in methods.items():
                 r = run_method(m, prior, target, proxy, doc, label, did)
                 order = deletion_order(r["scores"], np.random.default_rng([args.seed, length, d, 7]))
+                order_abs = deletion_order(np.abs(r["scores"]), np.random.default_rng([args.seed, length, d, 7]))
                 q0 = target.queries
                 p_full, drops = deletion_drops(target, words, label, order, args.k_max)
                 r.update({
                     "aopc@10": float(drops[9]), "aopc@50": float(drops[49]), "aopc@100": float(drops[args.k_max - 1]),
                     "mean_aopc": float(drops.mean()), "recall150": evidence_recall(order, evidence), "p_full": p_full,
+                    "recall150_abs": evidence_recall(order_abs, evidence),
                     "recall150_decisive": evidence_recall(order, decisive), "decisive_words": len(decisive),
                     "eval_queries": target.queries - q0,
                 })
@@ -400,28 +466,12 @@ def main(argv: list[str] | None = None) -> dict:
                          did, m, r["mean_aopc"], r["recall150"], r["wall_s"], r["target_queries"], r["proxy_queries"], r["focus_words"])
         per_length[str(length)] = {m: summarise(v) for m, v in rows.items()}
 
-    longest = per_length[str(args.lengths[-1])]
-    f, u = longest["focus_lime"], longest["full_lime"]
     result = {
         "config": {**vars(args), "docs": docs_per, "intents": names, "target": target_id, "proxy": proxy.model_id,
-                   "focus": selector.config(), "torch_threads": torch.get_num_threads()},
+                   "focus": FocusSelector(proxy, focus_cfg, proxy_id=proxy.model_id).config(), "torch_threads": torch.get_num_threads()},
         "setup_s": setup_s,
         "models": acc_p,
-        "aopc_ratio_focus_over_full": f["mean_aopc"] / u["mean_aopc"] if u["mean_aopc"] > 0 else float("inf"),
-        # A deletion cannot push p(y|x) below 0, so no attribution's AOPC exceeds p(y|x): this is
-        # the largest ratio over full LIME that any method could reach on these documents.
-        "aopc_ratio_ceiling": u["p_full"] / u["mean_aopc"] if u["mean_aopc"] > 0 else float("inf"),
-        "evidence_recall_150": f["recall150"],
-        "evidence_recall_150_full": u["recall150"],
-        "evidence_recall_150_decisive": f["recall150_decisive"],
-        "evidence_recall_150_decisive_full": u["recall150_decisive"],
-        "evidence_recall_150_by_length": {k: v["focus_lime"]["recall150"] for k, v in per_length.items()},
-        "aopc_ratio_by_length": {k: (v["focus_lime"]["mean_aopc"] / v["full_lime"]["mean_aopc"] if v["full_lime"]["mean_aopc"] > 0 else float("inf"))
-                                 for k, v in per_length.items()},
-        "wall_ratio_focus_over_full": f["wall_s_median"] / u["wall_s_median"],
-        "target_queries_focus": f["target_queries"],
-        "target_queries_full": u["target_queries"],
-        "proxy_queries_focus": f["proxy_queries"],
+        **comparison(per_length, str(args.lengths[-1])),
         "per_length": per_length,
         "documents": raw,
     }

@@ -133,6 +133,57 @@ def test_phase_one_keeps_repeated_evidence():
     assert kept_all(1) <= 3
 
 
+class ConstantScorer(KeywordScorer):
+    """A proxy that sees nothing: the same ``log p`` for every text."""
+
+    def log_prob(self, texts, labels):
+        self.queries += len(texts)
+        return np.full(len(texts), -3.0)
+
+
+def test_min_drop_narrows_to_the_evidence_sentence():
+    """The cap alone fills the budget with filler; ``min_drop`` keeps only the units whose
+    removal takes the proxy's evidence away, and refines below the budget until that holds."""
+    words = split_words(long_document())
+    planted = ["Zebras", "graze", "near", "the", "river"]
+
+    def focus(min_drop):
+        proxy = KeywordScorer({"Zebras", "river"})
+        sel = FocusSelector(proxy, FocusConfig(word_budget=64, proxy_samples=32, min_drop=min_drop)).select(words, 0, "doc")
+        assert sel.proxy_queries == proxy.queries  # the removal checks are proxy queries too
+        return sel, [words.words[i] for i in np.flatnonzero(sel.mask)]
+
+    loose, loose_words = focus(0.0)
+    tight, tight_words = focus(0.9)
+    assert set(planted) <= set(loose_words) and 32 < loose.focus_words <= 64
+    assert tight_words == planted
+    assert tight.proxy_queries > sum(r["samples"] for r in tight.rounds)
+
+
+def test_min_drop_keeps_repeated_evidence():
+    """Removing one of three copies lowers nothing, so the shortest run that takes the evidence
+    away holds all three."""
+    words = split_words(redundant_document())
+    keys = {"Zebras0", "Zebras1", "Zebras2"}
+    kept_all, sizes = 0, []
+    for seed in range(20):
+        cfg = FocusConfig(word_budget=24, proxy_samples=64, min_drop=0.9, seed=seed)
+        sel = FocusSelector(AnyKeywordScorer(keys), cfg).select(words, 0, "doc")
+        kept_all += keys <= {words.words[i] for i in np.flatnonzero(sel.mask)}
+        sizes.append(sel.focus_words)
+    assert kept_all >= 17  # 18 of 20 when written
+    assert np.median(sizes) == 15  # the three planted sentences, nothing else
+
+
+def test_min_drop_leaves_a_blind_proxy_to_the_cap():
+    """A proxy whose p(y) does not change has no evidence to localise: the cap decides, as
+    without ``min_drop``, instead of a run chosen by noise."""
+    words = split_words(long_document())
+    masks = [FocusSelector(ConstantScorer(set()), FocusConfig(word_budget=64, min_drop=d)).select(words, 0, "doc").mask
+             for d in (0.0, 0.9)]
+    assert (masks[0] == masks[1]).all() and masks[0].sum() > 32
+
+
 def test_round_limit_leaves_the_focus_above_budget():
     words = split_words(long_document())
     sel = FocusSelector(KeywordScorer({"Zebras"}), FocusConfig(word_budget=8, max_rounds=1)).select(words, 0, "d")
@@ -147,6 +198,8 @@ def test_config_validation_is_clear():
         FocusConfig(proxy_target="logit")
     with pytest.raises(ValueError, match="min_kept_units"):
         FocusConfig(min_kept_units=0)
+    with pytest.raises(ValueError, match="min_drop"):
+        FocusConfig(min_drop=1.5)
 
 
 @pytest.mark.parametrize("prior_cls", [LimePrior, CapPrior])

@@ -45,3 +45,21 @@ def test_deletion_order_and_recall():
     # ceil(1.5 * 2) = 3 top words hold both evidence words / one of two.
     assert bench_long.evidence_recall(order, np.array([1, 3])) == 1.0
     assert bench_long.evidence_recall(np.array([1, 0, 2, 3, 4]), np.array([1, 3])) == 0.5
+
+
+def _summary(mean_aopc, p_full=0.6, recall=0.5, wall=2.0):
+    return {"mean_aopc": mean_aopc, "p_full": p_full, "recall150": recall, "recall150_abs": recall,
+            "recall150_decisive": 1.0, "wall_s_median": wall, "target_queries": 100, "proxy_queries": 64}
+
+
+def test_comparison_ratios_and_missing_methods():
+    per_length = {"256": {"full_lime": _summary(0.4), "focus_lime": _summary(0.5, wall=1.0)},
+                  "4096": {"full_lime": _summary(0.2, wall=10.0), "focus_lime": _summary(0.5, recall=0.8, wall=1.0)}}
+    c = bench_long.comparison(per_length, "4096")
+    assert c["aopc_ratio_focus_over_full"] == pytest.approx(2.5)
+    assert c["aopc_ratio_ceiling"] == pytest.approx(3.0)  # p(y|x) / full LIME's AOPC
+    assert c["aopc_ratio_by_length"] == {"256": pytest.approx(1.25), "4096": pytest.approx(2.5)}
+    assert c["evidence_recall_150"] == 0.8 and c["wall_ratio_focus_over_full"] == pytest.approx(0.1)
+    # A sweep without full LIME (--methods focus_lime) reports no ratio rather than a wrong one.
+    only_focus = bench_long.comparison({"4096": {"focus_lime": _summary(0.5)}}, "4096")
+    assert np.isnan(only_focus["aopc_ratio_focus_over_full"]) and only_focus["evidence_recall_150"] == 0.5
