@@ -220,7 +220,6 @@ class FocusSelector:
                            "words": int(sizes[kept].sum())})
         return FocusSelection(mask=active, proxy_queries=self.proxy.queries - start_queries, rounds=rounds)
 
-
     def _shortest_comprehensive_run(
         self, words: Words, local: np.ndarray, order: np.ndarray, n_cap: int, log_p_all: float, label: int
     ) -> int:

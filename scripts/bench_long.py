@@ -255,9 +255,8 @@ def summarise(rows: list[dict]) -> dict:
 def comparison(per_length: dict[str, dict], longest: str) -> dict:
     """Focus-LIME against full LIME (the issue's figures at the longest length); NaN for a
     method that was not run."""
-    nan = {"mean_aopc": float("nan"), "p_full": float("nan"), "recall150": float("nan"), "recall150_abs": float("nan"),
-           "recall150_decisive": float("nan"),
-           "wall_s_median": float("nan"), "target_queries": float("nan"), "proxy_queries": float("nan")}
+    nan = dict.fromkeys(["mean_aopc", "p_full", "recall150", "recall150_abs", "recall150_decisive", "wall_s_median",
+                         "target_queries", "proxy_queries"], float("nan"))
 
     def ratio(a: float, b: float) -> float:
         return float("nan") if math.isnan(a) or math.isnan(b) else a / b if b > 0 else float("inf")
