@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from eg_train.words import Words, split_words
+from eg_train.foundation.words import Words, split_words
 
 
 @dataclass

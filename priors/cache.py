@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 import datasets
 import numpy as np
 
-from eg_train.data.source import LabelledSplit
-from eg_train.words import split_words, text_fingerprint
+from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.words import split_words, text_fingerprint
 from priors.fusion import fuse
 
 log = logging.getLogger(__name__)

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _parser_namespace_to_config(ns) -> PriorsConfig:
-    from eg_train.data.source import DataSpec
+    from eg_train.foundation.data.source import DataSpec
 
     d = ns.as_dict()
     data = d.pop("data")

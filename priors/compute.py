@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from eg_train.data.source import LabelledSplit
-from eg_train.words import split_words, text_fingerprint
+from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.words import split_words, text_fingerprint
 from priors.base import PriorBatch, PriorMethod
 from priors.cache import PriorCache, make_record
 

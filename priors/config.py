@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from eg_train.data.source import DataSpec, LabelledSplit, load_split
-from eg_train.data.fewshot import sample_k_per_class
+from eg_train.foundation.data.source import DataSpec, LabelledSplit, load_split
+from eg_train.foundation.data.fewshot import sample_k_per_class
 from priors.base import PriorMethod, build_prior
 from priors.focus import FocusConfig
 from priors.prompts import DEFAULT_INSTRUCTION, class_aware_template, plain_template
@@ -59,7 +59,7 @@ def load_examples(cfg: PriorsConfig) -> LabelledSplit:
 
 def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod]:
     """Instantiate the configured methods (the LLM is loaded once and shared)."""
-    from eg_train.models import load_causal_lm, load_sequence_classifier
+    from eg_train.foundation.models import load_causal_lm, load_sequence_classifier
     from priors.scorer import LabelScorer
 
     methods: list[PriorMethod] = []
@@ -94,7 +94,7 @@ def build_focus(cfg: PriorsConfig, label_names: list[str]):
     """The Focus-LIME selector over the configured proxy, or None when no proxy is configured."""
     if not cfg.focus_proxy:
         return None
-    from eg_train.models import load_causal_lm, load_sequence_classifier
+    from eg_train.foundation.models import load_causal_lm, load_sequence_classifier
     from priors.focus import FocusSelector
     from priors.proxy import ClassifierScorer
     from priors.scorer import LabelScorer

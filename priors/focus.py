@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eg_train.words import Words
+from eg_train.foundation.words import Words
 from priors.masks import cosine_kernel, example_rng
 from priors.proxy import scorer_config
 from priors.ridge import ridge_cholesky

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eg_train.data.source import readable_label
+from eg_train.foundation.data.source import readable_label
 
 DEFAULT_INSTRUCTION = "Classify the customer's message into exactly one of the given labels."
 

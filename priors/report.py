@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from eg_train.data.source import LabelledSplit
-from eg_train.words import split_words
+from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.words import split_words
 from priors.cache import PriorCache
 from priors.fusion import fuse, normalise
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from eg_train.data.source import readable_label
+from eg_train.foundation.data.source import readable_label
 from priors.prompts import PromptTemplate
 
 log = logging.getLogger(__name__)

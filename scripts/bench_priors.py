@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from tqdm import tqdm
 
-    from eg_train.data import DataSpec, load_split
-    from eg_train.data.source import readable_label
-    from eg_train.models import load_causal_lm
+    from eg_train.foundation.data import DataSpec, load_split
+    from eg_train.foundation.data.source import readable_label
+    from eg_train.foundation.models import load_causal_lm
     from priors.base import PriorBatch
     from priors.methods.cap import CapPrior, neg_inv_log
     from priors.prompts import class_aware_template

@@ -29,11 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eg_train.attribution import IGConfig, integrated_gradients, word_attributions  # noqa: E402
-from eg_train.data import DataSpec, load_split  # noqa: E402
-from eg_train.datamodule import EncodedDataset, collate  # noqa: E402
-from eg_train.module import EGModule  # noqa: E402
-from eg_train.words import split_words  # noqa: E402
+from eg_train.foundation.attribution import IGConfig, integrated_gradients, word_attributions  # noqa: E402
+from eg_train.foundation.data import DataSpec, load_split  # noqa: E402
+from eg_train.training.datamodule import EncodedDataset, collate  # noqa: E402
+from eg_train.training.module import EGModule  # noqa: E402
+from eg_train.foundation.words import split_words  # noqa: E402
 
 log = logging.getLogger("bench_train")
 

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eg_train.data import DataSpec  # noqa: E402
-from eg_train.datamodule import EGDataModule, PriorSpec  # noqa: E402
-from eg_train.module import EGModule  # noqa: E402
+from eg_train.foundation.data import DataSpec  # noqa: E402
+from eg_train.training.datamodule import EGDataModule, PriorSpec  # noqa: E402
+from eg_train.training.module import EGModule  # noqa: E402
 
 
 def grad_norms(module: EGModule, batches: list[dict]) -> dict[str, float]:

@@ -9,7 +9,7 @@ Same as ``eg-train demo --config ...``; steps whose outputs exist are skipped (r
 
 import sys
 
-from eg_train.pipeline import main
+from eg_train.experiment.pipeline import main
 
 if __name__ == "__main__":
     main(sys.argv[1:] or ["--config", "configs/pipeline_banking77_5shot.yaml"])

@@ -20,14 +20,14 @@ def _seed():
 @pytest.fixture(scope="session")
 def smollm():
     """SmolLM2-135M-Instruct (dequantised once into the model cache)."""
-    from eg_train.models import load_causal_lm
+    from eg_train.foundation.models import load_causal_lm
 
     return load_causal_lm("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")
 def banking_train():
-    from eg_train.data import DataSpec, load_split
+    from eg_train.foundation.data import DataSpec, load_split
 
     return load_split(DataSpec(preset="banking77"), "train")
 

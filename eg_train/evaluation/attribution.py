@@ -3,7 +3,7 @@
 Tokens are attributed w.r.t. the input (word) embeddings with ``LayerIntegratedGradients``; the
 baseline is ``[CLS] [PAD] ... [SEP]`` (special tokens kept, SPEC §2), attributions are summed over
 the hidden size and then over the sub-word tokens of each word
-(:func:`eg_train.words.word_ids_from_offsets`). Special and punctuation-only tokens carry none.
+(:func:`eg_train.foundation.words.word_ids_from_offsets`). Special and punctuation-only tokens carry none.
 Examples are padded and batched; padding equals the baseline so it gets exactly zero.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eg_train.words import split_words, word_ids_from_offsets
+from eg_train.foundation.words import split_words, word_ids_from_offsets
 
 
 @dataclass(frozen=True)

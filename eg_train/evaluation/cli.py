@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eg_train.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
 from eg_train.evaluation.attacks.build import AttackConfig, AttackFileError, build_attacks, save_attacks
 from eg_train.evaluation.evaluate import CheckpointLabelError, EvalConfig, evaluate_checkpoint
 

@@ -24,12 +24,12 @@ from typing import Sequence
 
 import numpy as np
 
-from eg_train.data.source import DataError, LabelledSplit
+from eg_train.foundation.data.source import DataError, LabelledSplit
 from eg_train.evaluation.attacks.build import fingerprint_split, load_attacks
 from eg_train.evaluation.attribution import encode_texts, predict_proba
 from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
 from eg_train.evaluation.metrics import accuracy, classification_metrics
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def checkpoint_label_names(checkpoint: str | Path) -> list[str]:
     """Label names from a checkpoint's ``config.id2label`` (error when absent or generic)."""
     from transformers import AutoConfig
 
-    from eg_train.models.resolve import resolve_model
+    from eg_train.foundation.models.resolve import resolve_model
 
     location = resolve_model(str(checkpoint)).location
     if not Path(location).is_dir():
@@ -110,7 +110,7 @@ def evaluate_checkpoint(
     overwrite: bool = False,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``test`` (and the attack splits in ``attacks``); return the metrics."""
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     cfg = config or EvalConfig()
     out = Path(out_dir)

@@ -207,7 +207,7 @@ def _highlight(original: str, attacked: str, edits: list[dict]) -> str:
     Edits are replayed on per-word flags: an edit's position refers to the text after the edits
     before it, so inserting shifts the flags of the words that follow.
     """
-    from eg_train.words import split_words
+    from eg_train.foundation.words import split_words
 
     flags = [False] * len(split_words(original).words)
     for e in edits:
@@ -367,8 +367,8 @@ def model_heatmaps(
     sampled (seeded), or any examples when ``priors`` is None.
     """
     from eg_train.evaluation.attribution import encode_texts, word_integrated_gradients
-    from eg_train.models.resolve import load_sequence_classifier
-    from eg_train.words import split_words
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+    from eg_train.foundation.words import split_words
 
     eligible = list(range(len(split))) if priors is None else [i for i, p in enumerate(priors) if p is not None]
     if not eligible:

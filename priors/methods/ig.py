@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eg_train.words import word_ids_from_offsets
+from eg_train.foundation.words import word_ids_from_offsets
 from priors.base import PriorBatch, PriorResult, PriorMethod, register_prior
 
 

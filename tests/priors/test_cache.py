@@ -11,7 +11,7 @@ import datasets
 import numpy as np
 import pytest
 
-from eg_train.data import DataSpec, load_split
+from eg_train.foundation.data import DataSpec, load_split
 from priors.cache import PriorCache, PriorCacheError, load_fused_priors
 from priors.cli import run_compute
 from priors.config import PriorsConfig

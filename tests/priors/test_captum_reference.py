@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from eg_train.data.source import readable_label
+from eg_train.foundation.data.source import readable_label
 from priors.base import PriorBatch
 from priors.masks import example_rng, sample_masks
 from priors.methods.cap import CapPrior

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 from priors.base import PriorBatch
 from priors.focus import FocusConfig, FocusSelector, _unit_masks, focus_masks, unit_ids, units_text
 from priors.masks import example_rng

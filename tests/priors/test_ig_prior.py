@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from eg_train.models import load_sequence_classifier
-from eg_train.words import split_words, word_ids_from_offsets
+from eg_train.foundation.models import load_sequence_classifier
+from eg_train.foundation.words import split_words, word_ids_from_offsets
 from priors.base import PriorBatch
 from priors.methods.ig import IGPrior
 

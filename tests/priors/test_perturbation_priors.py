@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 from priors.base import PriorBatch
 from priors.methods.cap import CapPrior
 from priors.methods.lime import LimePrior

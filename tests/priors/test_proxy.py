@@ -11,7 +11,7 @@ LABELS = ["balance", "transfer", "weather"]
 
 @pytest.fixture(scope="module")
 def slm():
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     torch.manual_seed(0)  # the fresh classification head is seeded: scores are reproducible
     model, tok = load_sequence_classifier("all-minilm-l6-v2", LABELS)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 _PATH = Path(__file__).resolve().parents[2] / "scripts" / "bench_long.py"
 _spec = importlib.util.spec_from_file_location("bench_long", _PATH)

@@ -22,7 +22,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from eg_train.data.source import LabelledSplit
+from eg_train.foundation.data.source import LabelledSplit
 from eg_train.evaluation.attacks.core import (
     AttackContext,
     AvoidDefiningWords,

@@ -22,7 +22,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from eg_train.evaluation.attacks.lexicon import Lexicon, content_word, normalise_word
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 
 @dataclass(frozen=True)

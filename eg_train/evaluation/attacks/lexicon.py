@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 # A short, standard English function-word list: attacks never insert, replace or rank these.
 STOPWORDS = frozenset(

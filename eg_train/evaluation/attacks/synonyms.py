@@ -41,7 +41,7 @@ class EmbeddingNeighbours:
         """Read the input-embedding table of ``model_name`` (alias or directory) for ``vocab``."""
         from transformers import AutoModel, AutoTokenizer
 
-        from eg_train.models.resolve import resolve_model
+        from eg_train.foundation.models.resolve import resolve_model
 
         location = resolve_model(model_name).location
         tok = AutoTokenizer.from_pretrained(location)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eg_train.data.source import DataSpec, load_split, shared_data_dir
+from eg_train.foundation.data.source import DataSpec, load_split, shared_data_dir
 
 # Pairs the centroid model confuses (card_arrival/card_delivery_estimate, lost_or_stolen/compromised,
 # pin_blocked/change_pin, top_up_failed/top_up_reverted) plus two easy classes.
@@ -70,7 +70,7 @@ def checkpoint(tmp_path_factory, train_split) -> Path:
     on them: the same ``BertForSequenceClassification`` a full fine-tune exports (``save_pretrained``
     with ``id2label``), at a fraction of the cost (~90% accuracy on the 10-class subset).
     """
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     torch.manual_seed(0)
     model, tok = load_sequence_classifier("all-minilm-l6-v2", label_names=CLASSES)

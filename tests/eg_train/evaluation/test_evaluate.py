@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from eg_train.data.source import DataError, LabelledSplit
+from eg_train.foundation.data.source import DataError, LabelledSplit
 from eg_train.evaluation.cli import main
 from eg_train.evaluation.evaluate import CheckpointLabelError, EvalConfig, evaluate_checkpoint
 

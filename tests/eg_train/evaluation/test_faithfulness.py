@@ -13,7 +13,7 @@ from torch import nn
 
 from eg_train.evaluation.attribution import encode_texts, predict_proba, word_integrated_gradients
 from eg_train.evaluation.faithfulness import bin_sizes, faithfulness
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 TEXT = "Refund my cashback, the card was declined yesterday!"
 # Class-0 logit contribution of each token (class 1 has none): ref+##und = 2.5, cash+##back = 0.75.
@@ -53,7 +53,7 @@ class BagOfTokens(nn.Module):
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from eg_train.models.resolve import resolve_model
+    from eg_train.foundation.models.resolve import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model("all-minilm-l6-v2").location)
 
@@ -116,7 +116,7 @@ def test_bad_arguments(tokenizer):
 
 def test_real_model_ids_removal_matches_retokenised_text(checkpoint, test_split):
     """On texts without punctuation, dropping token ids equals re-tokenising the shortened text."""
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     model, tok = load_sequence_classifier(str(checkpoint))
     texts = [t for t in test_split.dataset["text"] if t.replace(" ", "").isalnum()][:6]
@@ -142,7 +142,7 @@ def test_real_model_ids_removal_matches_retokenised_text(checkpoint, test_split)
 
 def test_real_model_ig_completeness(checkpoint, test_split):
     """Word scores sum to f(x) - f(baseline) (IG completeness; no punctuation in these texts)."""
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     model, tok = load_sequence_classifier(str(checkpoint))
     texts = [t for t in test_split.dataset["text"] if t.replace(" ", "").isalnum()][:2]
@@ -159,7 +159,7 @@ def test_real_model_ig_completeness(checkpoint, test_split):
 
 def test_ig_batches_sorted_by_length_return_scores_in_input_order(checkpoint, test_split):
     """Batching by length is an optimisation only: each text gets the scores it gets alone."""
-    from eg_train.models.resolve import load_sequence_classifier
+    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     model, tok = load_sequence_classifier(str(checkpoint))
     texts = sorted(test_split.dataset["text"][:6], key=len, reverse=True)  # longest first: order changes

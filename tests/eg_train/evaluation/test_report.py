@@ -14,7 +14,7 @@ from eg_train.evaluation.report import (
     saved_heatmaps,
     write_report,
 )
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 
 def _run(method, acc, adv, comp, seed):

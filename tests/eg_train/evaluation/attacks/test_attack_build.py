@@ -3,12 +3,12 @@ from dataclasses import replace
 
 import pytest
 
-from eg_train.data.source import LabelledSplit
+from eg_train.foundation.data.source import LabelledSplit
 from eg_train.evaluation.attacks import AttackConfig, AttackFileError, build_attacks, load_attacks, save_attacks
 from eg_train.evaluation.attacks.core import TextState
 from eg_train.evaluation.attacks.synonyms import EmbeddingNeighbours
 from eg_train.evaluation.attacks.lexicon import STOPWORDS, build_lexicon, normalise_word
-from eg_train.words import split_words
+from eg_train.foundation.words import split_words
 
 
 # The 10-class fixture has 40 training texts per class: looser keyword thresholds than the

@@ -1,6 +1,6 @@
 """Attribution methods used inside the training step (differentiable)."""
 
-from eg_train.attribution.integrated_gradients import (
+from eg_train.foundation.attribution.integrated_gradients import (
     IGConfig,
     baseline_input_ids,
     integrated_gradients,
@@ -8,7 +8,7 @@ from eg_train.attribution.integrated_gradients import (
     path_profile,
     word_attributions,
 )
-from eg_train.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
+from eg_train.foundation.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
 
 __all__ = [
     "IGConfig",

@@ -1,6 +1,6 @@
 """Model resolution: embedded offline models, local folders, or hub ids."""
 
-from eg_train.models.resolve import (
+from eg_train.foundation.models.resolve import (
     EMBEDDED_MODELS,
     ResolvedModel,
     load_causal_lm,

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from eg_train.attribution import IGConfig
+from eg_train.foundation.attribution import IGConfig
 
 TEXTS = ["My card got blocked, help!", "How long do transfers take?", "I forgot my PIN.", "Reset my PIN please"]
 LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]
@@ -37,10 +37,10 @@ class _Loss(nn.Module):
 def _setup(state_path: str):
     import datasets
 
-    from eg_train.data.source import LabelledSplit
-    from eg_train.datamodule import EncodedDataset, collate
-    from eg_train.module import EGModule
-    from eg_train.words import split_words
+    from eg_train.foundation.data.source import LabelledSplit
+    from eg_train.training.datamodule import EncodedDataset, collate
+    from eg_train.training.module import EGModule
+    from eg_train.foundation.words import split_words
 
     torch.set_num_threads(1)
     module = EGModule("all-minilm-l6-v2", LABELS, beta=1.0, ig=IGConfig(steps=2, method="gausslegendre"))
@@ -69,7 +69,7 @@ def _worker(rank: int, world: int, tmp: str, state_path: str) -> None:
 
 
 def test_two_process_ddp_matches_single_process(tmp_path):
-    from eg_train.module import EGModule
+    from eg_train.training.module import EGModule
 
     torch.manual_seed(0)
     ref_module = EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=2, method="gausslegendre"))
@@ -104,7 +104,7 @@ def test_lightning_ddp_strategy_runs_the_same_config(tmp_path):
     """`fit` under Lightning's DDP strategy on 2 CPU processes (gloo) trains and exports the model."""
     import csv
 
-    from eg_train.train import fit
+    from eg_train.training.api import fit
 
     data = tmp_path / "data.csv"
     with open(data, "w", newline="", encoding="utf-8") as fh:
@@ -123,8 +123,8 @@ def test_lightning_ddp_strategy_runs_the_same_config(tmp_path):
     # Priors for every example, so that the second-order alignment runs under DDP.
     from priors.cache import PriorCache
 
-    from eg_train.data import DataSpec, load_split
-    from eg_train.words import split_words, text_fingerprint
+    from eg_train.foundation.data import DataSpec, load_split
+    from eg_train.foundation.words import split_words, text_fingerprint
 
     split = load_split(DataSpec(**config["data"]["data"]), "train")
     PriorCache(tmp_path / "cache").append(

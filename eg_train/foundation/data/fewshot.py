@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eg_train.data.source import DataError, LabelledSplit
+from eg_train.foundation.data.source import DataError, LabelledSplit
 
 
 def sample_k_per_class(split: LabelledSplit, k: int, seed: int = 0) -> LabelledSplit:

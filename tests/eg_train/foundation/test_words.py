@@ -1,4 +1,4 @@
-from eg_train.words import split_words, text_fingerprint, word_ids_from_offsets
+from eg_train.foundation.words import split_words, text_fingerprint, word_ids_from_offsets
 
 
 def test_punctuation_is_not_part_of_a_word():
@@ -17,7 +17,7 @@ def test_keep_removes_masked_words_only():
 def test_word_ids_from_fast_tokenizer_offsets():
     from transformers import AutoTokenizer
 
-    from eg_train.models import resolve_model
+    from eg_train.foundation.models import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model("all-minilm-l6-v2").location)
     text = "Unrecognised transactions, again!"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from eg_train.attribution import IGConfig, masked_normalise
-from eg_train.data import DataSpec, load_split
-from eg_train.datamodule import EncodedDataset, collate
-from eg_train.module import EGModule, LoraSpec
+from eg_train.foundation.attribution import IGConfig, masked_normalise
+from eg_train.foundation.data import DataSpec, load_split
+from eg_train.training.datamodule import EncodedDataset, collate
+from eg_train.training.module import EGModule, LoraSpec
 
 TEXTS = ["My card got blocked, help!", "How long do transfers take?", "I forgot my PIN.", "Reset my PIN please"]
 LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]
@@ -19,7 +19,7 @@ Y = [0, 1, 2, 2]
 def make_batch(module: EGModule, priors: list[np.ndarray | None] | None) -> dict:
     import datasets
 
-    from eg_train.data.source import LabelledSplit
+    from eg_train.foundation.data.source import LabelledSplit
 
     split = LabelledSplit(
         datasets.Dataset.from_dict({"id": [f"t-{i}" for i in range(len(TEXTS))], "text": TEXTS, "label": Y}), LABELS, "test"
@@ -29,7 +29,7 @@ def make_batch(module: EGModule, priors: list[np.ndarray | None] | None) -> dict
 
 
 def random_priors(seed=0):
-    from eg_train.words import split_words
+    from eg_train.foundation.words import split_words
 
     rng = np.random.default_rng(seed)
     return [rng.random(len(split_words(t))).astype(np.float32) for t in TEXTS]
@@ -93,7 +93,7 @@ def test_training_steps_reduce_the_alignment_loss():
 
 
 def test_lora_alignment_trains_adapters_and_export_merges(tmp_path):
-    from eg_train.models import load_sequence_classifier
+    from eg_train.foundation.models import load_sequence_classifier
 
     torch.manual_seed(0)
     m = EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=2, method="gausslegendre"), lora=LoraSpec(r=4))

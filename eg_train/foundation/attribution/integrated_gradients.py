@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eg_train.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
+from eg_train.foundation.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
 
 OUTPUTS = ("logits", "probs", "log_probs")
 

@@ -1,4 +1,4 @@
-"""`eg-train fit|test` and `eg_train.train.fit`: run directory contract, priors, resume."""
+"""`eg-train fit|test` and `eg_train.training.api.fit`: run directory contract, priors, resume."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from eg_train.data import DataSpec, load_split
-from eg_train.train import fit
+from eg_train.foundation.data import DataSpec, load_split
+from eg_train.training.api import fit
 
 LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]  # the tiny_spec fixture's intents
 
@@ -18,7 +18,7 @@ def config(tmp_path, tiny_spec):
     # Priors for every training example, written through the prior cache's own API.
     from priors.cache import PriorCache
 
-    from eg_train.words import split_words, text_fingerprint
+    from eg_train.foundation.words import split_words, text_fingerprint
 
     split = load_split(DataSpec(**spec), "train")
     records = [
@@ -40,7 +40,7 @@ def config(tmp_path, tiny_spec):
 
 
 def test_fit_writes_the_run_directory_and_resumes(config, tmp_path):
-    from eg_train.models import load_sequence_classifier
+    from eg_train.foundation.models import load_sequence_classifier
 
     run = fit(config)
     assert run == tmp_path / "run"
@@ -87,8 +87,8 @@ def test_shipped_configs_parse(name):
 
     import lightning.pytorch.cli as lc
 
-    from eg_train.datamodule import EGDataModule
-    from eg_train.module import EGModule
+    from eg_train.training.datamodule import EGDataModule
+    from eg_train.training.module import EGModule
 
     parser = lc.LightningArgumentParser(exit_on_error=False)
     parser.add_lightning_class_args(lc.Trainer, "trainer")

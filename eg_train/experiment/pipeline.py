@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eg_train.data.source import DataSpec
+from eg_train.foundation.data.source import DataSpec
 
-log = logging.getLogger("eg_train.pipeline")
+log = logging.getLogger("eg_train.experiment.pipeline")
 
 
 @dataclass
@@ -134,7 +134,7 @@ def _run_lock(run_dir: Path):
 
 
 def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path) -> None:
-    from eg_train.train import fit
+    from eg_train.training.api import fit
 
     data = {k: v for k, v in asdict(cfg.data).items() if v not in (None, {}, [])}
     prior = (
@@ -302,7 +302,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     timings.record(f"total{tag}_s", total)
     summary = {"report": html, "runs": eval_dirs, "timings": dict(timings)}
     if cfg.results:
-        from eg_train.experiment_results import write_results
+        from eg_train.experiment.results import write_results
 
         write_results(cfg.results, eval_dirs, dict(timings), cache if needed else None, cfg.data.preset or "",
                       command, f"eg-train experiment: {cfg.data.preset or 'dataset'} {cfg.k_shot}-shot", total_s=total)

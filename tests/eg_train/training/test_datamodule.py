@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from eg_train.data import DataSpec, load_split
-from eg_train.data.fewshot import sample_k_per_class
-from eg_train.datamodule import EGDataModule, collate
-from eg_train.words import split_words, text_fingerprint
+from eg_train.foundation.data import DataSpec, load_split
+from eg_train.foundation.data.fewshot import sample_k_per_class
+from eg_train.training.datamodule import EGDataModule, collate
+from eg_train.foundation.words import split_words, text_fingerprint
 
 LABELS = ["card_blocked", "transfer_timing", "forgot_pin"]
 ROWS = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eg_train.attribution import IGConfig, baseline_input_ids, integrated_gradients, masked_normalise, word_attributions
-from eg_train.models import load_sequence_classifier
-from eg_train.words import split_words, word_ids_from_offsets
+from eg_train.foundation.attribution import IGConfig, baseline_input_ids, integrated_gradients, masked_normalise, word_attributions
+from eg_train.foundation.models import load_sequence_classifier
+from eg_train.foundation.words import split_words, word_ids_from_offsets
 
 TEXTS = ["Why was my card declined at the shop?", "Please cancel the transfer I made."]
 PARAM = "bert.encoder.layer.2.attention.self.query.weight"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from eg_train.attribution import (
+from eg_train.foundation.attribution import (
     IGConfig,
     baseline_input_ids,
     integrated_gradients,
@@ -17,8 +17,8 @@ from eg_train.attribution import (
     warped_gauss_legendre,
     word_attributions,
 )
-from eg_train.models import load_sequence_classifier
-from eg_train.words import split_words, word_ids_from_offsets
+from eg_train.foundation.models import load_sequence_classifier
+from eg_train.foundation.words import split_words, word_ids_from_offsets
 
 TEXTS = [
     "My card has been blocked, what do I do?",

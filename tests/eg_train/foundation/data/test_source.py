@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from eg_train.data import DataError, DataSpec, load_split
-from eg_train.data.fewshot import sample_k_per_class
-from eg_train.data.source import resolve_preset
+from eg_train.foundation.data import DataError, DataSpec, load_split
+from eg_train.foundation.data.fewshot import sample_k_per_class
+from eg_train.foundation.data.source import resolve_preset
 
 
 def _spec(path, **kw):

@@ -14,10 +14,10 @@ def fit(config: str | os.PathLike | dict[str, Any], overrides: Sequence[str] = (
     """Train from a YAML file (or the same content as a dict); return the run directory.
 
     ``overrides`` are command-line style (``["--trainer.max_epochs=1", "--model.beta=0"]``). The run
-    directory holds ``config.yaml``, ``checkpoints/`` and ``model/`` (see :mod:`eg_train.cli`).
+    directory holds ``config.yaml``, ``checkpoints/`` and ``model/`` (see :mod:`eg_train.training.cli`).
     With ``test=True`` the test split is evaluated after training (metrics in ``metrics.csv``).
     """
-    from eg_train.cli import run_cli
+    from eg_train.training.cli import run_cli
 
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(config, dict):

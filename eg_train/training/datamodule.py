@@ -4,7 +4,7 @@ Training examples are ``sample_k_per_class(train, k, seed)`` (the same call the 
 uses, so the cached priors cover them); the validation split is the source's own when it has
 one, else ``val_per_class`` examples per class carved (seeded) from the training examples that
 were not sampled. Every example is tokenised with character offsets, and each token is mapped
-to the word of :func:`eg_train.words.split_words` it belongs to, so token attributions sum to
+to the word of :func:`eg_train.foundation.words.split_words` it belongs to, so token attributions sum to
 exactly the words the priors score.
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eg_train.data.fewshot import sample_k_per_class
-from eg_train.data.source import DataError, DataSpec, LabelledSplit, load_split
-from eg_train.words import split_words, word_ids_from_offsets
+from eg_train.foundation.data.fewshot import sample_k_per_class
+from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.words import split_words, word_ids_from_offsets
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +211,13 @@ class EGDataModule(L.LightningDataModule):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            from eg_train.models import resolve_model
+            from eg_train.foundation.models import resolve_model
 
             self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.model_name).location)
         return self._tokenizer
 
     def _has_source_split(self, name: str) -> bool:
-        from eg_train.data.source import resolve_preset
+        from eg_train.foundation.data.source import resolve_preset
 
         spec, _ = resolve_preset(self.spec)
         return name in spec.files  # hub datasets: carve from train (split names vary by dataset)

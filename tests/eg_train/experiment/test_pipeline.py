@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from eg_train.data import DataSpec
-from eg_train.pipeline import PipelineConfig, TrainedVariant, run_pipeline
+from eg_train.foundation.data import DataSpec
+from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, run_pipeline
 from priors.cache import PriorCache
 
 @pytest.fixture()
@@ -78,7 +78,7 @@ def test_ig_prior_seed_must_be_trained(pipeline_config):
 def test_shipped_pipeline_configs_parse(name):
     from pathlib import Path
 
-    from eg_train.pipeline import parse_config
+    from eg_train.experiment.pipeline import parse_config
 
     path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
     cfg = parse_config(["--config", str(path)])
@@ -92,7 +92,7 @@ def test_a_run_being_trained_by_another_process_is_left_alone(pipeline_config, t
     import os
     import subprocess
 
-    from eg_train.pipeline import _run_lock, _train
+    from eg_train.experiment.pipeline import _run_lock, _train
 
     run_dir = tmp_path / "out" / "runs" / "ce-seed0"
     run_dir.mkdir(parents=True)

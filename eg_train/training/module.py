@@ -1,7 +1,7 @@
 """LightningModule: ``L = CE + beta * MSE(norm(IG_self), norm(prior))`` (SPEC §3).
 
 ``IG_self`` is the classifier's own Integrated Gradients attribution to the gold label, computed
-inside the training step with ``create_graph=True`` (:mod:`eg_train.attribution`), summed per
+inside the training step with ``create_graph=True`` (:mod:`eg_train.foundation.attribution`), summed per
 word and normalised per example over the words that have tokens; the squared error is averaged
 over those words, then over the examples that have a prior. Without priors in a batch (or with
 ``beta = 0``) the step is plain cross-entropy through the same code path.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eg_train.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
+from eg_train.foundation.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class EGModule(L.LightningModule):
         if not 0.0 <= beta_warmup_ratio <= 1.0:
             raise ValueError(f"beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
         self.save_hyperparameters()
-        from eg_train.models import load_sequence_classifier
+        from eg_train.foundation.models import load_sequence_classifier
 
         self.ig = ig or IGConfig()
         self.label_names = list(label_names)
@@ -129,7 +129,7 @@ class EGModule(L.LightningModule):
         ).logits
 
     def _ig_rows(self, batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
-        from eg_train.attribution import baseline_input_ids
+        from eg_train.foundation.attribution import baseline_input_ids
 
         sub = {k: v[rows] for k, v in batch.items() if isinstance(v, Tensor) and v.shape[:1] == batch["labels"].shape}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

@@ -1,0 +1,1 @@
+"""Experiment stage: the end-to-end pipeline (priors -> training -> evaluation -> reports) and results tables."""
