@@ -1,10 +1,12 @@
-"""Seeded, stratified few-shot sampling."""
+"""Seeded, stratified few-shot sampling, and the one spec of a training sample shared by every stage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from eg_train.foundation.data.source import DataError, LabelledSplit
+from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
 
 
 def sample_k_per_class(split: LabelledSplit, k: int, seed: int = 0) -> LabelledSplit:
@@ -21,3 +23,29 @@ def sample_k_per_class(split: LabelledSplit, k: int, seed: int = 0) -> LabelledS
         keep.extend(rng.choice(idx, size=k, replace=False).tolist())
     keep.sort()
     return LabelledSplit(split.dataset.select(keep), split.label_names, split.source, split.skipped)
+
+
+@dataclass
+class SampleSpec:
+    """The training examples of an experiment: a split of a dataset, optionally ``k_shot`` per class.
+
+    The prior stage and the training stage both build their examples from one ``SampleSpec``
+    (:meth:`load`), so the cached priors cover exactly the examples that are trained on.
+    """
+
+    data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))
+    k_shot: int | None = None
+    seed: int = 0
+    split: str = "train"
+
+    def load_full(self) -> LabelledSplit:
+        """The whole split (before sampling)."""
+        return load_split(self.data, self.split)
+
+    def sample(self, full: LabelledSplit) -> LabelledSplit:
+        """The training examples drawn from ``full`` (the split itself when ``k_shot`` is None)."""
+        return sample_k_per_class(full, self.k_shot, self.seed) if self.k_shot else full
+
+    def load(self) -> LabelledSplit:
+        """The training examples."""
+        return self.sample(self.load_full())

@@ -90,7 +90,7 @@ def shared_data_dir() -> Path | None:
     env = os.environ.get("EG_TRAIN_DATA_DIR")
     if env:
         return Path(env)
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[3]
     for base in (Path.cwd(), repo_root):
         for cand in (base / "../shared/data", base / "shared/data"):
             if cand.is_dir():
