@@ -20,17 +20,15 @@ import numpy as np
 
 from eg_train.evaluation.report import load_runs, run_values
 
-# SPEC §5 (RoBERTa-base SLM, Llama-3 LLM); percentages.
-PAPER = {
-    "banking77": {
-        "setting": "CAP Hybrid paper: RoBERTa-base SLM (125M), Llama-3 LLM priors",
-        "5-shot": {"cap_hybrid_mean": {"accuracy": 79.09, "comprehensiveness": 69.12, "sufficiency": 30.66}},
-        "full data": {
-            "ce": {"accuracy": 92.63, "adversarial accuracy": 70.29},
-            "cap_hybrid_mean": {"accuracy": 93.51, "adversarial accuracy": 84.97},
-        },
-    }
-}
+REFERENCE_NUMBERS = Path(__file__).with_name("data") / "reference_numbers.yaml"
+
+
+def reference_numbers() -> dict[str, Any]:
+    """Published figures quoted for context (``data/reference_numbers.yaml``, SPEC §5)."""
+    import yaml
+
+    return yaml.safe_load(REFERENCE_NUMBERS.read_text(encoding="utf-8"))
+
 
 _ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
 METRICS = ["accuracy", "macro_f1", "comprehensiveness", "sufficiency"]
@@ -133,12 +131,10 @@ def render_markdown(res: dict[str, Any], title: str, command: str) -> str:
     if res.get("total_s"):
         lines += ["", f"Wall time of the command: **{res['total_s'] / 60:.1f} min** "
                   f"(machine: {res.get('machine', {}).get('cpus', '?')} CPUs, torch threads {res.get('machine', {}).get('torch_threads', '?')})."]
-    paper = PAPER.get(res.get("dataset_name", ""), None)
+    paper = reference_numbers().get(res.get("dataset_name", ""), None)
     if paper:
         lines += ["", f"For context, {paper['setting']} (SPEC §5; different and much larger models):", ""]
-        for setting, rows in paper.items():
-            if setting == "setting":
-                continue
+        for setting, rows in paper["results"].items():
             for m, vals in rows.items():
                 lines.append(f"- {setting}, {m}: " + ", ".join(f"{k} {v:.2f}" for k, v in vals.items()))
     return "\n".join(lines) + "\n"

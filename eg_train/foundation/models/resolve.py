@@ -16,12 +16,12 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from eg_train.foundation.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,20 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(name, name, None)
 
 
+# What transformers needs to read a GGUF checkpoint (the embedded default LLM is one): default
+# dependencies of the project, so a plain ``pip install .`` loads the default.
+GGUF_RUNTIME = ("gguf", "accelerate")
+
+
+def _check_gguf_runtime(resolved: ResolvedModel) -> None:
+    missing = [m for m in GGUF_RUNTIME if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"{resolved.name}: reading the GGUF checkpoint {resolved.gguf_file} needs {' and '.join(missing)}; "
+            f"`pip install {' '.join(missing)}` (both are dependencies of eg-train: reinstall it)"
+        )
+
+
 def _converted_gguf_dir(resolved: ResolvedModel) -> Path:
     """Dequantise a GGUF checkpoint once into the model cache (atomic: tmp dir + rename)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -103,6 +117,7 @@ def _converted_gguf_dir(resolved: ResolvedModel) -> Path:
     target = cache_dir() / "models" / f"{gguf_path.stem}-{key}"
     if (target / "config.json").is_file():
         return target
+    _check_gguf_runtime(resolved)
     log.info("dequantising %s once into %s (about 20 s)", gguf_path.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(resolved.location, gguf_file=resolved.gguf_file)
@@ -111,19 +126,10 @@ def _converted_gguf_dir(resolved: ResolvedModel) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
+    # Shards converting at once: the first rename wins, the others' copies are discarded.
+    with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another process (shard) converted it first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

@@ -1,0 +1,49 @@
+"""What a plain ``pip install .`` brings: every third-party module the packages import, and the
+runtime of the embedded default LLM, are default dependencies (not test or optional extras)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_requirements() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in project["dependencies"]}
+
+
+def _third_party_imports() -> set[str]:
+    names: set[str] = set()
+    for pkg in ("eg_train", "priors"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("eg_train", "priors")}
+
+
+def test_every_imported_package_is_a_default_dependency():
+    dists = packages_distributions()
+    required = _default_requirements()
+    missing = []
+    for module in sorted(_third_party_imports()):
+        providers = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not providers & required:
+            missing.append(f"{module} (from {sorted(providers)})")
+    assert missing == [], f"imported but not in [project.dependencies]: {missing}"
+
+
+def test_default_llm_runtime_is_a_default_dependency():
+    from eg_train.foundation.models.resolve import EMBEDDED_MODELS, GGUF_RUNTIME
+
+    assert EMBEDDED_MODELS["smollm2-135m-instruct"].gguf_file  # the default LLM is a GGUF checkpoint
+    required = _default_requirements()
+    assert set(GGUF_RUNTIME) <= required, f"GGUF runtime {GGUF_RUNTIME} not all in {sorted(required)}"
