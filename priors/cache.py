@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -25,6 +24,7 @@ import datasets
 import numpy as np
 
 from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.io import atomic_dir
 from eg_train.foundation.words import split_words, text_fingerprint
 from priors.fusion import fuse
 
@@ -66,9 +66,8 @@ def make_record(
 
 
 def _atomic_save(ds: datasets.Dataset, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
+    # A kill mid-write leaves a dot-folder that readers ignore; the old target stays until the swap.
+    with atomic_dir(target, replace=True) as tmp:
         # One small part per batch: datasets' own progress bar would drown the prior's bar.
         was_enabled = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()
@@ -77,16 +76,6 @@ def _atomic_save(ds: datasets.Dataset, target: Path) -> None:
         finally:
             if was_enabled:
                 datasets.enable_progress_bars()
-        if target.exists():
-            old = target.with_name(f".old-{target.name}-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class PriorCache:
@@ -164,6 +153,35 @@ class PriorCache:
         _atomic_save(self.records(), target)
         return target
 
+    # ---- metadata (JSON beside the records: prior quality, ...) --------------------------
+    def metadata_path(self, name: str) -> Path:
+        """``root/metadata/<name>.json``; ``name`` is letters, digits, ``_ . -`` only."""
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+            raise ValueError(f"invalid metadata name {name!r} (letters, digits, '_', '.', '-' only)")
+        return self.root / "metadata" / f"{name}.json"
+
+    def write_metadata(self, name: str, data: dict) -> Path:
+        """Write ``data`` as JSON under the cache folder, atomically (a reader sees old or new)."""
+        from eg_train.foundation.io import atomic_write_json
+
+        return atomic_write_json(self.metadata_path(name), data, default=str)
+
+    def read_metadata(self, name: str) -> dict | None:
+        """The JSON written by :meth:`write_metadata` (None when there is none)."""
+        import json
+
+        path = self.metadata_path(name)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def metadata_names(self, prefix: str = "") -> list[str]:
+        """Names of the stored metadata documents (starting with ``prefix``), sorted."""
+        folder = self.root / "metadata"
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.json") if p.stem.startswith(prefix) and not p.name.startswith("."))
+
     def clean_temporaries(self) -> int:
         """Remove folders left by a process killed mid-write (they were never renamed into place)."""
         n = 0
@@ -195,11 +213,20 @@ class PriorCache:
                 f"{self.root}: no {method!r} priors for config hash {config_hash} (cached: {hashes or 'none'}); "
                 "the prior configuration changed — recompute or point at the matching cache"
             )
-        table: dict[str, tuple[str, list[float]]] = {}
+        if on_missing not in ("error", "skip"):
+            raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+        table: dict[str, tuple[str, list[float], Path]] = {}
         for p in self._visible_dirs(self.part_dir(method, config_hash)):
             ds = datasets.load_from_disk(str(p))
             for i, fp, sc in zip(ds["id"], ds["fingerprint"], ds["scores"]):
-                table[i] = (fp, sc)
+                if i in table and (table[i][0], table[i][1]) != (fp, sc):
+                    # Two parts disagree about one example (overlapping shards, copied parts): which
+                    # one is right cannot be told here, so never pick one silently.
+                    raise PriorCacheError(
+                        f"{self.root}: example {i!r} has two different {method} priors, in {table[i][2]} and {p}; "
+                        "delete the part that should not be there (or recompute into a new cache)"
+                    )
+                table[i] = (fp, sc, p)
         out: list[np.ndarray | None] = []
         missing = []
         for row, (i, text) in enumerate(zip(split.dataset["id"], split.dataset["text"])):
@@ -207,7 +234,7 @@ class PriorCache:
                 missing.append(i)
                 out.append(None)
                 continue
-            fp, sc = table[i]
+            fp, sc, _ = table[i]
             if fp != text_fingerprint(text):
                 raise PriorCacheError(
                     f"{self.root}: {method} prior for example {i!r} (row {row} of {split.source}) was computed for a "
@@ -224,7 +251,7 @@ class PriorCache:
                 "compute them or pass on_missing='skip'"
             )
         if missing:
-            log.info("%d examples without a %s prior are skipped (first: %s)", len(missing), method, missing[:3])
+            log.info("%d of %d examples have no %s prior (first: %s)", len(missing), len(out), method, missing[:3])
         return out
 
 
