@@ -63,7 +63,7 @@ def atomic_dir(target: str | os.PathLike, replace: bool = False) -> Iterator[Pat
     if target.exists() and not replace:
         raise FileExistsError(f"{target} exists")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
         yield tmp
         if target.exists():

@@ -175,3 +175,38 @@ def test_focus_stage_runs_through_the_cli_config_and_records_queries(tmp_path, s
     assert long_rec["queries"] == 8
     assert sum(1 for s in long_rec["scores"] if s != 0.0) <= long_rec["focus_words"]
     assert short_rec["proxy_queries"] == 0 and short_rec["focus_words"] == -1
+
+
+def _record(i, text, scores):
+    from eg_train.foundation.words import split_words, text_fingerprint
+
+    return {"id": i, "fingerprint": text_fingerprint(text), "label": 0, "words": list(split_words(text).words),
+            "scores": scores, "method": "cap", "model_id": "m", "config_hash": "h", "queries": 1,
+            "proxy_queries": 0, "focus_words": -1, "seconds": 0.0}
+
+
+def _one_row_split(tmp_path, text):
+    csv = _csv(tmp_path / "one.csv", [(text, "pin_blocked")])
+    return load_split(DataSpec(files={"train": str(csv)}, label_column="category", labels=LABELS), "train")
+
+
+def test_duplicate_ids_across_parts_disagreeing_are_an_error(tmp_path):
+    split = _one_row_split(tmp_path, "my pin is blocked")
+    i = split.dataset["id"][0]
+    cache = PriorCache(tmp_path / "cache")
+    cache.append([_record(i, "my pin is blocked", [0.1, 0.2, 0.3, 0.4])], "cap", "h", rank=0)
+    cache.append([_record(i, "my pin is blocked", [0.1, 0.2, 0.3, 0.4])], "cap", "h", rank=1)
+    [same] = cache.scores_for(split, "cap")  # an identical duplicate (a shard run twice) is harmless
+    np.testing.assert_allclose(same, [0.1, 0.2, 0.3, 0.4])
+    cache.append([_record(i, "my pin is blocked", [0.4, 0.3, 0.2, 0.1])], "cap", "h", rank=2)
+    with pytest.raises(PriorCacheError, match="two different cap priors"):
+        cache.scores_for(split, "cap")
+
+
+def test_on_missing_typo_is_an_error_not_a_skip(tmp_path):
+    split = _one_row_split(tmp_path, "my pin is blocked")
+    cache = PriorCache(tmp_path / "cache")
+    cache.append([_record("other", "my pin is blocked", [0.1, 0.2, 0.3, 0.4])], "cap", "h")
+    with pytest.raises(ValueError, match="on_missing must be"):
+        cache.scores_for(split, "cap", on_missing="skp")
+    assert cache.scores_for(split, "cap", on_missing="skip") == [None]
