@@ -189,6 +189,12 @@ def deletion_drops(scorer, words: Words, label: int, order: np.ndarray, k_max: i
     return float(p[0]), p[0] - p[1:]
 
 
+def aopc_at(drops: np.ndarray, k: int) -> float:
+    """The drop after removing the top ``k`` words; NaN when fewer than ``k`` were removed
+    (``--k-max`` below ``k``, or a document shorter than ``k`` words): never a wrong index."""
+    return float(drops[k - 1]) if 1 <= k <= len(drops) else float("nan")
+
+
 def evidence_recall(order: np.ndarray, evidence: np.ndarray, factor: float = 1.5) -> float:
     """Share of the evidence words among the top ``ceil(factor * |evidence|)`` words."""
     if len(evidence) == 0:
@@ -451,7 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
                 q0 = target.queries
                 p_full, drops = deletion_drops(target, words, label, order, args.k_max)
                 r.update({
-                    "aopc@10": float(drops[9]), "aopc@50": float(drops[49]), "aopc@100": float(drops[args.k_max - 1]),
+                    "aopc@10": aopc_at(drops, 10), "aopc@50": aopc_at(drops, 50), "aopc@100": aopc_at(drops, 100),
                     "mean_aopc": float(drops.mean()), "recall150": evidence_recall(order, evidence), "p_full": p_full,
                     "recall150_abs": evidence_recall(order_abs, evidence),
                     "recall150_decisive": evidence_recall(order, decisive), "decisive_words": len(decisive),

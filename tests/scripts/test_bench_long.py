@@ -63,3 +63,15 @@ def test_comparison_ratios_and_missing_methods():
     # A sweep without full LIME (--methods focus_lime) reports no ratio rather than a wrong one.
     only_focus = bench_long.comparison({"4096": {"focus_lime": _summary(0.5)}}, "4096")
     assert np.isnan(only_focus["aopc_ratio_focus_over_full"]) and only_focus["evidence_recall_150"] == 0.5
+
+
+@pytest.mark.parametrize("k_max", [5, 20, 100])
+def test_aopc_at_never_indexes_past_k_max(k_max):
+    # `--k-max 20` used to fail on drops[49]; a k past the removed words is NaN, not an IndexError.
+    drops = np.linspace(0.1, 1.0, k_max)
+    for k in (10, 50, 100):
+        value = bench_long.aopc_at(drops, k)
+        if k <= k_max:
+            assert value == pytest.approx(drops[k - 1])
+        else:
+            assert np.isnan(value)
