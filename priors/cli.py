@@ -2,6 +2,7 @@
 
     eg-priors compute --config configs/priors_demo.yaml [--n_samples 100 --world_size 2 --rank 0 ...]
     eg-priors report  --config configs/priors_demo.yaml --out outputs/priors.html
+    eg-priors quality --config configs/priors_demo.yaml [--out quality.json --k 3 --n_random 3]
     eg-priors consolidate --cache_dir outputs/prior_cache
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from priors.api import compute, fuse, heatmap_report
 from priors.config import PriorsConfig, build_methods, load_examples
 
 log = logging.getLogger("priors")
@@ -27,6 +29,7 @@ def _parser() -> ArgumentParser:
         ("compute", "compute priors into the cache"),
         ("fuse", "store normalised, fused (hybrid) priors in the cache"),
         ("report", "write an HTML heatmap report"),
+        ("quality", "measure prior quality on the cached examples and store it in the cache"),
     ):
         p = ArgumentParser(description=help_)
         p.add_argument("--config", action=ActionConfigFile)
@@ -37,6 +40,12 @@ def _parser() -> ArgumentParser:
             p.add_argument("--max_examples", type=int, default=20)
             p.add_argument("--fusion", type=list[str], default=["mean", "max"])
             p.add_argument("--normalisation", default="minmax")
+        if name == "quality":
+            p.add_argument("--out", type=str | None, default=None, help="also write the JSON here")
+            p.add_argument("--k", type=int, default=3, help="precision@k of the prior's top words")
+            p.add_argument("--n_random", type=int, default=3, help="random orders per example (deletion reference)")
+            p.add_argument("--max_examples", type=int | None, default=None, help="seeded subset of the examples")
+            p.add_argument("--extra_methods", type=list[str], default=[], help="cached methods by name, e.g. hybrid_mean")
         if name == "fuse":
             p.add_argument("--fusion", type=list[str], default=["mean", "max"])
             p.add_argument("--normalisation", default="minmax")
@@ -47,41 +56,8 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def run_compute(cfg: PriorsConfig) -> list[dict]:
-    """Compute every configured method into the cache; returns one summary dict per method."""
-    from priors.cache import PriorCache
-    from priors.compute import compute_priors, shard_from_env
-
-    rank, world = shard_from_env(cfg.rank, cfg.world_size)
-    split = load_examples(cfg)
-    cache = PriorCache(cfg.cache_dir)
-    summaries = []
-    for method in build_methods(cfg, split.label_names):
-        s = compute_priors(
-            split, method, cache, batch_size=cfg.batch_size, rank=rank, world_size=world, skip_invalid=cfg.skip_invalid
-        )
-        # The resolved configuration lives beside the records it produced.
-        cfg_dir = Path(cfg.cache_dir) / "configs"
-        cfg_dir.mkdir(parents=True, exist_ok=True)
-        (cfg_dir / f"{method.name}-{s.config_hash}.json").write_text(
-            json.dumps({"priors_config": asdict(cfg), "method_config": method.config()}, indent=2, default=str)
-        )
-        summaries.append(
-            {
-                "method": s.method,
-                "config_hash": s.config_hash,
-                "computed": s.computed,
-                "already_cached": s.skipped_done,
-                "skipped_invalid": len(s.skipped_invalid),
-                "queries": s.queries,
-                "proxy_queries": s.proxy_queries,
-                "seconds_per_example": round(s.seconds_per_example, 3),
-            }
-        )
-        log.info("%s", json.dumps(summaries[-1]))
-    if world == 1:
-        cache.consolidate()
-    return summaries
+# The stage's API lives in priors.api; kept under this name for existing callers.
+run_compute = compute
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,30 +71,40 @@ def main(argv: list[str] | None = None) -> None:
         print(PriorCache(sub.cache_dir).consolidate())
         return
     cfg_ns = sub.clone()
-    for extra in ("config", "out", "ids", "max_examples", "fusion", "normalisation"):
+    for extra in ("config", "out", "ids", "max_examples", "fusion", "normalisation", "k", "n_random", "extra_methods"):
         if extra in cfg_ns:
             del cfg_ns[extra]
     cfg = _parser_namespace_to_config(cfg_ns)
     if cmd == "compute":
-        print(json.dumps(run_compute(cfg), indent=2))
+        print(json.dumps(compute(cfg), indent=2))
     elif cmd == "fuse":
-        from priors.cache import fuse_into_cache
-
-        split = load_examples(cfg)
-        for how in sub.fusion:
-            name, chash = fuse_into_cache(cfg.cache_dir, split, cfg.methods, how, sub.normalisation)
-            print(json.dumps({"method": name, "config_hash": chash, "components": cfg.methods}))
-        from priors.cache import PriorCache
-
-        PriorCache(cfg.cache_dir).consolidate()
+        for line in fuse(cfg, sub.fusion, sub.normalisation):
+            print(json.dumps(line))
     elif cmd == "report":
-        from priors.report import write_heatmap_report
+        print(heatmap_report(cfg, sub.out, sub.fusion, sub.normalisation, sub.ids, sub.max_examples))
+    elif cmd == "quality":
+        print(json.dumps(run_quality(cfg, sub.k, sub.n_random, sub.max_examples, sub.extra_methods, sub.out), indent=2))
 
-        split = load_examples(cfg)
-        path = write_heatmap_report(
-            cfg.cache_dir, split, sub.out, cfg.methods, sub.fusion, sub.normalisation, sub.ids, sub.max_examples
-        )
-        print(path)
+
+def run_quality(
+    cfg: PriorsConfig, k: int = 3, n_random: int = 3, max_examples: int | None = None,
+    extra_methods: list[str] | None = None, out: str | None = None,
+) -> dict:
+    """Measure the quality of the configured (and ``extra_methods``) priors; written into the cache."""
+    from eg_train.foundation.data.source import load_split
+    from priors.cache import PriorCache
+    from priors.quality import QualitySettings, measure_quality, reference_split
+
+    split = load_examples(cfg)
+    reference = reference_split(load_split(cfg.data, cfg.split), split)
+    settings = QualitySettings(k=k, n_random=n_random, seed=cfg.seed, max_examples=max_examples)
+    methods = build_methods(cfg, split.label_names)
+    result = measure_quality(PriorCache(cfg.cache_dir), split, methods, reference, settings, extra_methods or [])
+    if out:
+        from eg_train.foundation.io import atomic_write_json
+
+        atomic_write_json(out, result, default=str)
+    return result
 
 
 def _parser_namespace_to_config(ns) -> PriorsConfig:
