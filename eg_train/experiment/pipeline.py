@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from eg_train.foundation.data.source import DataSpec
+from eg_train.foundation.io import LockedError, atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
 
@@ -45,7 +46,9 @@ class PipelineConfig:
     """What the main job runs. Defaults: the embedded models, Banking77 5-shot (all intents)."""
 
     out_dir: str = "outputs/demo"
-    data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))  # a config's ``data`` merges into this
+    # No preset by default: a config's ``data`` merges into this, and a preset left here would
+    # override a custom file's columns. An empty spec means Banking77 (set in run_pipeline).
+    data: DataSpec = field(default_factory=DataSpec)
     k_shot: int = 5
     train_config: str = "configs/demo.yaml"
     train_overrides: list[str] = field(default_factory=list)
@@ -66,23 +69,25 @@ class PipelineConfig:
     eval_ig_steps: int = 20
     workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
     results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
+    # Several configs may share an out_dir (its runs, prior cache and attacks are reused): each
+    # needs a name of its own, which tags its report, summary and saved config.
+    name: str | None = None
 
 
 class _Timings(dict):
-    """Wall time per step, kept in ``timings.json`` (steps skipped on resume are not recorded again)."""
+    """Wall time per step, kept in ``timings.json`` (steps skipped on resume are not recorded again).
+
+    Several configs may share one out_dir and run at the same time: every record is a locked
+    read-modify-write of the file, so no process drops another's keys.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(json.loads(path.read_text()) if path.is_file() else {})
         self.path = path
 
     def record(self, key: str, seconds: float) -> None:
-        # Re-read first: several configs may share one out_dir (and run at the same time).
-        if self.path.is_file():
-            self.update(json.loads(self.path.read_text()))
-        self[key] = round(seconds, 1)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self, indent=2))
-        os.replace(tmp, self.path)
+        self.clear()
+        self.update(update_json(self.path, lambda d: d.__setitem__(key, round(seconds, 1))))
 
 
 def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None) -> tuple[Path, bool]:
@@ -98,39 +103,13 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
     return run_dir, True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def _run_lock(run_dir: Path):
     """Hold ``<run_dir>.lock`` while training, so two pipelines sharing an out_dir never train
-    (and wipe) the same run; a lock left by a killed process is taken over."""
-    lock = run_dir.with_name(run_dir.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        owner = lock.read_text().strip()
-        if owner.isdigit() and _pid_alive(int(owner)):
-            raise RuntimeError(
-                f"{run_dir} is being trained by process {owner} (lock file {lock}); wait for it, "
-                "or delete the lock if that process is not a pipeline"
-            ) from None
-        lock.unlink()
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    try:
+    (and wipe) the same run. An OS file lock (``filelock``): a killed holder releases it, and there
+    is no moment when a lock file exists without its owner holding it."""
+    with locked(run_dir.with_name(run_dir.name + ".lock"), what=f"{run_dir} (being trained)"):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
 
 
 def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path) -> None:
@@ -244,17 +223,45 @@ def _run_jobs(jobs: list[tuple], workers: int, timings: _Timings) -> list:
     return values
 
 
+def _config_doc(cfg: PipelineConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def claim_outputs(cfg: PipelineConfig) -> str:
+    """Save the configuration as ``pipeline[-<name>].yaml`` and return the tag of this config's outputs.
+
+    The tag is ``-<name>`` (``name``, else the ``results`` file's stem), or empty. A different
+    configuration already saved under the same tag owns that report and summary: refuse rather than
+    overwrite them (a rerun of the same configuration resumes; ``workers`` may differ).
+    """
+    import yaml
+
+    name = cfg.name or (Path(cfg.results).name if cfg.results else None)
+    tag = f"-{name}" if name else ""
+    path = Path(cfg.out_dir) / f"pipeline{tag}.yaml"
+    mine = _config_doc(cfg)
+    if path.is_file():
+        theirs = yaml.safe_load(path.read_text()) or {}
+        differs = sorted(k for k in set(mine) | set(theirs) if k != "workers" and mine.get(k) != theirs.get(k))
+        if differs:
+            raise FileExistsError(
+                f"{cfg.out_dir} already holds the outputs of another pipeline configuration ({path} differs in: "
+                f"{', '.join(differs)}); give this one a name (--name NAME: its report, summary and config go to "
+                f"report-NAME/, summary-NAME.json, pipeline-NAME.yaml; runs and priors are shared) or use another out_dir"
+            )
+    atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+    return tag
+
+
 def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
     from eg_train.evaluation.cli import attack, report
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    # Several configs may share an out_dir (and its runs): each keeps its own config, report and summary.
-    tag = f"-{Path(cfg.results).name}" if cfg.results else ""
-    (out / f"pipeline{tag}.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(asdict(cfg))), sort_keys=False))
+    if not (cfg.data.preset or cfg.data.files or cfg.data.hub):
+        cfg.data.preset = "banking77"  # the documented default dataset, only when none is given
+    tag = claim_outputs(cfg)
     timings = _Timings(out / "timings.json")
     started = time.perf_counter()
     needed = sorted({m for v in cfg.variants for m in v.priors})
@@ -313,7 +320,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
             "accuracy": m["clean"]["accuracy"],
             **{f"adv_{k}": a["accuracy"] for k, a in m["attacks"].items()},
         }
-    (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / f"summary{tag}.json", summary)
     return summary
 
 

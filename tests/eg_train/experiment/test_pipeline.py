@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_shipped_pipeline_configs_parse(name):
 
     from eg_train.experiment.pipeline import parse_config
 
-    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
     cfg = parse_config(["--config", str(path)])
     assert cfg.variants[0].priors == [] and Path(cfg.train_config).is_file()
     assert all(m in ("lime", "cap", "ig") for v in cfg.variants for m in v.priors)
@@ -88,24 +89,58 @@ def test_shipped_pipeline_configs_parse(name):
     assert cfg.data.classes == (8 if name == "pipeline_demo" else None)
 
 
+def _hold_lock(run_dir, ready, release):
+    from eg_train.experiment.pipeline import _run_lock
+
+    with _run_lock(Path(run_dir)):
+        ready.set()
+        release.wait(60)
+
+
 def test_a_run_being_trained_by_another_process_is_left_alone(pipeline_config, tmp_path):
-    import os
-    import subprocess
+    import multiprocessing as mp
 
     from eg_train.experiment.pipeline import _run_lock, _train
 
     run_dir = tmp_path / "out" / "runs" / "ce-seed0"
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.csv").write_text("in progress")
-    lock = run_dir.parent / "ce-seed0.lock"
-    lock.write_text(str(os.getppid()))  # a live process
-    with pytest.raises(RuntimeError, match="being trained by process"):
-        _train(pipeline_config, TrainedVariant("ce"), 0, None)
-    assert (run_dir / "metrics.csv").read_text() == "in progress"  # not wiped
-    # A lock left by a process that no longer exists is taken over, and released after.
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    lock.write_text(str(dead.pid))
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(run_dir), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(RuntimeError, match="being trained"):
+            _train(pipeline_config, TrainedVariant("ce"), 0, None)
+        assert (run_dir / "metrics.csv").read_text() == "in progress"  # not wiped
+    finally:
+        release.set()
+        holder.join(60)
+    # Released by its holder (or by the OS when the holder dies): free again.
     with _run_lock(run_dir):
-        assert lock.read_text() == str(os.getpid())
-    assert not lock.exists()
+        pass
+
+
+def test_a_second_config_never_overwrites_the_first_ones_outputs(pipeline_config):
+    from dataclasses import replace
+
+    from eg_train.experiment.pipeline import claim_outputs
+
+    pipeline_config.results = None
+    assert claim_outputs(pipeline_config) == ""
+    assert claim_outputs(replace(pipeline_config, workers=1)) == ""  # the same config resumes
+    other = replace(pipeline_config, seeds=[0])
+    with pytest.raises(FileExistsError, match="differs in: seeds"):
+        claim_outputs(other)
+    assert claim_outputs(replace(other, name="one_seed")) == "-one_seed"
+    out = Path(pipeline_config.out_dir)
+    assert sorted(p.name for p in out.glob("pipeline*.yaml")) == ["pipeline-one_seed.yaml", "pipeline.yaml"]
+
+
+def test_default_dataset_never_overrides_a_custom_file(tmp_path):
+    from eg_train.experiment.pipeline import parse_config
+
+    cfg = parse_config(["--data.files", "{train: f.csv}", "--data.label_column", "category"])
+    assert cfg.data.preset is None and cfg.data.files == {"train": "f.csv"}
+    assert parse_config([]).data.preset is None  # set to banking77 only when no data is given at all

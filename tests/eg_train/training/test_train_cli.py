@@ -95,6 +95,6 @@ def test_shipped_configs_parse(name):
     parser.add_lightning_class_args(EGModule, "model")
     parser.add_lightning_class_args(EGDataModule, "data")
     parser.add_argument("--seed_everything", type=int, default=0)
-    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[3] / "configs" / f"{name}.yaml"
     cfg = parser.parse_path(str(path))
     assert cfg.model.beta == 1.0 and cfg.trainer.default_root_dir == f"runs/{name}"
