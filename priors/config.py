@@ -35,6 +35,7 @@ class PriorsConfig:
     scorer_batch_size: int = 64
     slm_checkpoint: str | None = None  # CE-trained classifier for the IG prior
     ig_steps: int = 50
+    device: str = "cpu"  # where the IG prior's classifier runs: cpu | cuda | cuda:N
     # Focus-LIME (long inputs): with a proxy, LIME and CAP attribute inputs longer than
     # focus.min_words inside the focus the proxy selects.
     focus_proxy: str | None = None  # classifier checkpoint (e.g. the CE model) or causal LM name
@@ -84,7 +85,7 @@ def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod
                     "(e.g. the model/ folder of an `eg-train fit` run with prior: none)"
                 )
             model, tok = load_sequence_classifier(cfg.slm_checkpoint, label_names)
-            methods.append(build_prior("ig", model=model, tokenizer=tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps))
+            methods.append(build_prior("ig", model=model, tokenizer=tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps, device=cfg.device))
         else:
             methods.append(build_prior(name))
     return methods

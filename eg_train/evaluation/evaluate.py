@@ -29,6 +29,7 @@ from eg_train.evaluation.attacks.build import fingerprint_split, load_attacks
 from eg_train.evaluation.attribution import encode_texts, predict_proba
 from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
 from eg_train.evaluation.metrics import accuracy, classification_metrics
+from eg_train.foundation.device import resolve_device
 from eg_train.foundation.words import split_words
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class EvalConfig:
     bins: tuple[float, ...] = DEFAULT_BINS
     top_pairs: int = 10
     seed: int = 0
+    device: str = "cpu"  # where the model runs (predictions and IG): cpu | cuda | cuda:N
 
 
 def checkpoint_label_names(checkpoint: str | Path) -> list[str]:
@@ -124,7 +126,7 @@ def evaluate_checkpoint(
 
     started = time.time()
     model, tokenizer = load_sequence_classifier(str(checkpoint))
-    model.eval()
+    model.to(resolve_device(cfg.device)).eval()
     texts, gold = list(test.dataset["text"]), list(test.dataset["label"])
     names = list(test.label_names)
     clean_pred = _predict(model, tokenizer, texts, cfg)

@@ -27,12 +27,9 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from eg_train.evaluation.attribution import (
-    EncodedText,
-    encode_texts,
-    predict_proba,
-    word_integrated_gradients,
-)
+from eg_train.evaluation.attribution import predict_proba
+from eg_train.foundation.attribution.word_ig import ig_baseline_token_id, word_integrated_gradients
+from eg_train.foundation.encoding import EncodedText, encode_texts
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +92,15 @@ def faithfulness(
     batch_size: int = 16,
     max_length: int = 128,
     ig_output: str = "logits",
+    baseline_token_id: int | None = None,
 ) -> FaithfulnessResult:
     """Comprehensiveness / sufficiency AOPC of the model's own IG ranking (see module docstring).
 
     ``target`` is ``"predicted"`` (ERASER) or ``"gold"`` (then ``labels`` is required).
     ``attributions`` (one score per word of ``split_words(text)``) replaces the IG ranking.
+    ``baseline_token_id`` overrides the IG baseline token (default: the tokenizer's pad token;
+    a tokenizer without one is an error, see :func:`ig_baseline_token_id`). Everything runs on the
+    model's device (move the model to ``cuda`` first); results are CPU arrays.
     """
     if not texts:
         raise ValueError("faithfulness needs at least one text")
@@ -110,6 +111,8 @@ def faithfulness(
     if target == "gold" and (labels is None or len(labels) != len(texts)):
         raise ValueError("target='gold' needs one label per text")
     pad_id = tokenizer.pad_token_id
+    # Checked before any model call: a tokenizer without a pad token has no IG baseline token.
+    baseline_id = ig_baseline_token_id(tokenizer, baseline_token_id) if attributions is None else None
     encoded = encode_texts(tokenizer, texts, max_length)
     full = predict_proba(model, [e.input_ids for e in encoded], pad_id, batch_size * 4)
     targets = full.argmax(-1).tolist() if target == "predicted" else [int(y) for y in labels]
@@ -118,7 +121,7 @@ def faithfulness(
         for s in tqdm(range(0, len(encoded), batch_size), desc="IG attributions", leave=False):
             attributions.extend(
                 word_integrated_gradients(
-                    model, encoded[s : s + batch_size], targets[s : s + batch_size], pad_id,
+                    model, encoded[s : s + batch_size], targets[s : s + batch_size], baseline_id,
                     n_steps=n_steps, batch_size=batch_size, output=ig_output,
                 )
             )

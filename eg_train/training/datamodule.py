@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from eg_train.foundation.data.fewshot import sample_k_per_class
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
-from eg_train.foundation.words import split_words, word_ids_from_offsets
+from eg_train.foundation.encoding import encode_dataset, pad_sequences
 
 log = logging.getLogger(__name__)
 
@@ -70,38 +70,29 @@ class EncodedDataset(torch.utils.data.Dataset):
     """Tokenised examples with word ids and (optionally) one fused prior per example."""
 
     def __init__(self, split: LabelledSplit, tokenizer, max_length: int, priors: list[np.ndarray | None] | None = None):
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; word alignment needs offset mappings")
-        texts = list(split.dataset["text"])
-        ids = list(split.dataset["id"])
-        labels = list(split.dataset["label"])
-        enc = tokenizer(
-            texts,
-            truncation=True,
-            max_length=max_length,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-        )
+        enc = encode_dataset(split.dataset, tokenizer, max_length)  # word ids via the foundation
         self.items: list[dict[str, Any]] = []
-        for i, text in enumerate(texts):
-            words = split_words(text)
-            wid = word_ids_from_offsets([tuple(o) for o in enc["offset_mapping"][i]], words.spans)
+        if len(enc) == 0:
+            return
+        cols = enc.to_dict()  # python lists, one conversion per column
+        types = cols.get("token_type_ids")
+        for i in range(len(enc)):
             item = {
-                "id": ids[i],
-                "input_ids": enc["input_ids"][i],
-                "attention_mask": enc["attention_mask"][i],
-                "special_tokens_mask": enc["special_tokens_mask"][i],
-                "word_ids": wid,
-                "n_words": len(words),
-                "label": int(labels[i]),
+                "id": cols["id"][i],
+                "input_ids": cols["input_ids"][i],
+                "attention_mask": cols["attention_mask"][i],
+                "special_tokens_mask": cols["special_tokens_mask"][i],
+                "word_ids": cols["word_ids"][i],
+                "n_words": int(cols["n_words"][i]),
+                "label": int(cols["label"][i]),
                 "prior": None,
             }
-            if "token_type_ids" in enc:
-                item["token_type_ids"] = enc["token_type_ids"][i]
+            if types is not None:
+                item["token_type_ids"] = types[i]
             if priors is not None and priors[i] is not None:
-                if len(priors[i]) != len(words):
+                if len(priors[i]) != item["n_words"]:
                     raise DataError(
-                        f"{split.source}: example {item['id']!r}: prior has {len(priors[i])} scores for {len(words)} words"
+                        f"{split.source}: example {item['id']!r}: prior has {len(priors[i])} scores for {item['n_words']} words"
                     )
                 item["prior"] = np.asarray(priors[i], dtype=np.float32)
             self.items.append(item)
@@ -120,10 +111,7 @@ def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.T
     b = len(items)
 
     def pad(key: str, value: int) -> torch.Tensor:
-        out = torch.full((b, t), value, dtype=torch.long)
-        for r, it in enumerate(items):
-            out[r, : len(it[key])] = torch.tensor(it[key], dtype=torch.long)
-        return out
+        return pad_sequences([it[key] for it in items], value, t)
 
     batch = {
         "input_ids": pad("input_ids", pad_token_id),

@@ -1,27 +1,25 @@
 """IG prior: captum Integrated Gradients of a CE-trained SLM (SPEC §2 "IG prior").
 
 Attribution w.r.t. the word embeddings, baseline ``[CLS] [PAD]… [SEP]`` (special tokens kept),
-target the gold label, summed over the hidden dimension and then over each word's sub-words.
+target the gold label, summed over the hidden dimension and then over each word's sub-words: the
+foundation's :func:`~eg_train.foundation.attribution.word_ig.word_integrated_gradients`, the same
+word IG the evaluation ranks words with.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
-
-from eg_train.foundation.words import word_ids_from_offsets
+from eg_train.foundation.attribution.word_ig import (
+    ig_baseline_token_id,
+    word_integrated_gradients,
+    word_scores_from_tokens,
+)
+from eg_train.foundation.device import resolve_device
+from eg_train.foundation.encoding import encode_texts, require_fast_tokenizer
 from priors.base import PriorBatch, PriorResult, PriorMethod, register_prior
 
-
-def word_scores_from_tokens(token_scores: np.ndarray, word_ids: list[int], n_words: int) -> np.ndarray:
-    """Sum token scores per word; tokens mapped to -1 (special, punctuation) are dropped."""
-    out = np.zeros(n_words, dtype=np.float64)
-    for s, w in zip(token_scores, word_ids):
-        if w >= 0:
-            out[w] += s
-    return out.astype(np.float32)
+__all__ = ["IGPrior", "word_scores_from_tokens"]
 
 
 def _weights_fingerprint(location: str) -> str:
@@ -37,7 +35,19 @@ def _weights_fingerprint(location: str) -> str:
 
 @register_prior("ig")
 class IGPrior(PriorMethod):
-    """Integrated Gradients of a fine-tuned sequence classifier, computed with captum."""
+    """Integrated Gradients of a fine-tuned sequence classifier, computed with captum.
+
+    Args:
+        model, tokenizer: the CE-trained classifier and its (fast) tokenizer.
+        model_id: the checkpoint's name or folder (part of the cache key, with its weights' stats).
+        n_steps, method: captum's quadrature.
+        internal_batch_size: interpolated rows per forward (bounds memory).
+        max_length: tokens per text (longer texts are truncated; their cut words score 0).
+        batch_size: examples per captum call (sorted by length within a prior batch).
+        device: where the model runs (``cpu``, ``cuda``, ``cuda:1``); None keeps the model where it is.
+        baseline_token_id: the baseline token; default the tokenizer's pad token (a tokenizer
+            without one is an error: id 0 would be a real token).
+    """
 
     def __init__(
         self,
@@ -49,22 +59,25 @@ class IGPrior(PriorMethod):
         method: str = "gausslegendre",
         internal_batch_size: int = 256,
         max_length: int = 256,
+        batch_size: int = 16,
+        device: str | None = None,
+        baseline_token_id: int | None = None,
     ) -> None:
-        from captum.attr import LayerIntegratedGradients
-
-        self.model = model.eval()
+        require_fast_tokenizer(tokenizer)
+        # Fail at construction, before any example is attributed or any cache part written.
+        self.baseline_token_id = ig_baseline_token_id(tokenizer, baseline_token_id)
+        self.model = (model if device is None else model.to(resolve_device(device))).eval()
         self.tokenizer = tokenizer
         self._model_id = model_id
         self.n_steps = n_steps
         self.method = method
         self.internal_batch_size = internal_batch_size
         self.max_length = max_length
-        self._lig = LayerIntegratedGradients(self._forward, model.get_input_embeddings())
-
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        self.batch_size = batch_size
 
     def config(self) -> dict[str, Any]:
+        # Not the device: scores agree across devices up to float rounding.
+        pad = getattr(self.tokenizer, "pad_token_id", None)
         return {
             "model": self._model_id,
             # Retraining into the same folder must not reuse IG priors of the previous weights.
@@ -72,36 +85,22 @@ class IGPrior(PriorMethod):
             "n_steps": self.n_steps,
             "method": self.method,
             "max_length": self.max_length,
-            "baseline": "cls-pad-sep",
+            "baseline": "cls-pad-sep" if self.baseline_token_id == pad else f"cls-token{self.baseline_token_id}-sep",
         }
 
     def compute(self, batch: PriorBatch) -> list[PriorResult]:
-        enc = self.tokenizer(
-            batch.texts,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        pad = self.tokenizer.pad_token_id
-        baseline = torch.where(enc["special_tokens_mask"].bool(), ids, torch.full_like(ids, pad))
-        attr = self._lig.attribute(
-            inputs=ids,
-            baselines=baseline,
-            target=torch.tensor(batch.labels),
-            additional_forward_args=(mask,),
+        encoded = encode_texts(self.tokenizer, batch.texts, self.max_length)
+        for e, words in zip(encoded, batch.words):
+            if e.n_words != len(words):
+                raise ValueError(f"IG prior: a text has {e.n_words} words after encoding, {len(words)} in the batch")
+        scores = word_integrated_gradients(
+            self.model,
+            encoded,
+            batch.labels,
+            self.baseline_token_id,
             n_steps=self.n_steps,
             method=self.method,
+            batch_size=self.batch_size,
             internal_batch_size=self.internal_batch_size,
         )
-        token_scores = attr.sum(dim=-1).detach().numpy()
-        out = []
-        for j, words in enumerate(batch.words):
-            offsets = [tuple(o) for o in enc["offset_mapping"][j].tolist()]
-            wid = word_ids_from_offsets(offsets, words.spans)
-            wid = [w if mask[j, t] else -1 for t, w in enumerate(wid)]
-            out.append(PriorResult(word_scores_from_tokens(token_scores[j], wid, len(words)), queries=self.n_steps))
-        return out
+        return [PriorResult(s, queries=self.n_steps) for s in scores]

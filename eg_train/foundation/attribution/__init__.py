@@ -1,4 +1,4 @@
-"""Attribution methods used inside the training step (differentiable)."""
+"""Attribution: differentiable IG for the training step, and captum word-level IG (priors, evaluation)."""
 
 from eg_train.foundation.attribution.integrated_gradients import (
     IGConfig,
@@ -9,15 +9,25 @@ from eg_train.foundation.attribution.integrated_gradients import (
     word_attributions,
 )
 from eg_train.foundation.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
+from eg_train.foundation.attribution.word_ig import (
+    BaselineTokenError,
+    ig_baseline_token_id,
+    word_integrated_gradients,
+    word_scores_from_tokens,
+)
 
 __all__ = [
+    "BaselineTokenError",
     "IGConfig",
     "METHODS",
     "baseline_input_ids",
+    "ig_baseline_token_id",
     "integrated_gradients",
     "masked_normalise",
     "path_profile",
     "quadrature",
     "warped_gauss_legendre",
     "word_attributions",
+    "word_integrated_gradients",
+    "word_scores_from_tokens",
 ]

@@ -33,7 +33,8 @@ class DataSpec:
     """Where a dataset comes from and how its columns map to ``text`` / ``label``.
 
     ``preset`` names a known dataset (``banking77``, ``clinc150``); any field set explicitly
-    overrides the preset. ``files`` maps split name to a local file.
+    overrides the preset. ``files`` maps split name to a local file. ``text_column`` and
+    ``label_column`` left unset (None) are the preset's columns, else ``text`` and ``label``.
     """
 
     preset: str | None = None
@@ -41,8 +42,8 @@ class DataSpec:
     hub_config: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     format: str | None = None  # csv | json | jsonl | parquet | clinc_json (inferred from suffix)
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str | None = None  # None: the preset's, else "text"
+    label_column: str | None = None  # None: the preset's, else "label"
     labels: list[str] | None = None
     labels_file: str | None = None
     classes: list[str] | int | None = None  # keep only these labels (or the first N): quick runs
@@ -98,34 +99,43 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+def _columns(spec: DataSpec, text: str, label: str) -> dict[str, str]:
+    """Column names: the explicitly set ones win over ``text`` / ``label`` (the preset's)."""
+    return {
+        "text_column": spec.text_column if spec.text_column is not None else text,
+        "label_column": spec.label_column if spec.label_column is not None else label,
+    }
+
+
 def resolve_preset(spec: DataSpec) -> tuple[DataSpec, str | None]:
-    """Fill a spec from its preset; return (spec, local_dir or None when the hub is needed)."""
+    """Fill a spec from its preset; return (spec, local_dir or None when the hub is needed).
+
+    Fields set explicitly (files, format, columns, labels_file, hub) win over the preset's.
+    """
     if spec.preset is None:
-        return spec, None
+        return replace(spec, **_columns(spec, "text", "label")), None
     if spec.preset not in PRESETS:
         raise DataError(f"unknown dataset preset {spec.preset!r}; known: {sorted(PRESETS)}")
     p = PRESETS[spec.preset]
     base = shared_data_dir()
     local = base / p["local_dir"] if base is not None else None
-    if spec.files:
-        return spec, None
+    if spec.files:  # explicit files replace the preset entirely (its columns too)
+        return replace(spec, **_columns(spec, "text", "label")), None
     if local is not None and local.is_dir():
         labels_file = spec.labels_file or (str(local / p["labels_file"]) if "labels_file" in p else None)
         filled = replace(
             spec,
             files={k: str(local / v) for k, v in p["files"].items()},
             format=spec.format or p.get("format"),
-            text_column=p["text_column"],
-            label_column=p["label_column"],
             labels_file=labels_file,
+            **_columns(spec, p["text_column"], p["label_column"]),
         )
         return filled, str(local)
     filled = replace(
         spec,
         hub=spec.hub or p["hub"],
         hub_config=spec.hub_config or p.get("hub_config"),
-        text_column=p["text_column"],
-        label_column=p["hub_label_column"],
+        **_columns(spec, p["text_column"], p["hub_label_column"]),
     )
     return filled, None
 

@@ -171,3 +171,50 @@ def test_ig_batches_sorted_by_length_return_scores_in_input_order(checkpoint, te
         assert len(s) == e.n_words
         np.testing.assert_allclose(s, alone[0], atol=1e-4)
         assert d == pytest.approx(d1, abs=1e-4)
+
+
+def test_tokenizer_without_pad_token(tokenizer):
+    """Fault 9: the IG ranking refuses a tokenizer without a pad token (no silent id-0 baseline) unless
+    the baseline token is named; a given ranking needs no baseline (padding is masked anyway)."""
+    import copy
+
+    from eg_train.foundation.attribution import BaselineTokenError
+
+    model = BagOfTokens(tokenizer)
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    with pytest.raises(BaselineTokenError, match="no pad token"):
+        faithfulness(model, no_pad, [TEXT], n_steps=4)
+    # The bag-of-tokens model's [PAD] row is zero, like its [UNK] row: same closed form as with PAD.
+    named = faithfulness(model, no_pad, [TEXT], n_steps=4, baseline_token_id=no_pad.unk_token_id)
+    reference = faithfulness(model, tokenizer, [TEXT], n_steps=4)
+    assert named.comprehensiveness == pytest.approx(reference.comprehensiveness, abs=1e-6)
+    words = list(split_words(TEXT).words)
+    given = faithfulness(model, no_pad, [TEXT, "card declined"], attributions=[np.array([WORD_SCORES[w] for w in words]), np.array([0.0, 1.0])])
+    assert given.targets[0] == 0
+
+
+def test_model_inputs_are_on_the_model_device(tokenizer):
+    """Fault 8: predictions and IG feed the model tensors on its own device (checked by a pre-hook)."""
+    model = BagOfTokens(tokenizer)
+    seen = []
+
+    def hook(module, args, kwargs):
+        dev = next(module.parameters()).device
+        for t in [*args, *kwargs.values()]:
+            if isinstance(t, torch.Tensor):
+                assert t.device == dev
+                seen.append(t)
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        faithfulness(model, tokenizer, [TEXT, "card declined"], n_steps=4)
+    finally:
+        handle.remove()
+    assert seen
+
+
+def test_eval_config_device_option():
+    from eg_train.evaluation.evaluate import EvalConfig
+
+    assert EvalConfig().device == "cpu"

@@ -89,3 +89,24 @@ def test_class_subset_relabels_and_filters():
     assert first3.label_names == ["card_arrival", "card_linking", "exchange_rate"]
     with pytest.raises(DataError, match="not in the label list"):
         load_split(DataSpec(preset="banking77", classes=["nope"]), "test")
+
+
+def test_explicit_columns_win_over_the_preset(monkeypatch, tmp_path):
+    """Fault 10: a local preset copy with its own column names loads when they are set explicitly."""
+    local = tmp_path / "banking77"
+    local.mkdir()
+    (local / "train.csv").write_text("utterance,intent\nmy card is lost,lost_card\nwhere is my card,card_arrival\n")
+    (local / "categories.json").write_text(json.dumps(["card_arrival", "lost_card"]))
+    monkeypatch.setenv("EG_TRAIN_DATA_DIR", str(tmp_path))
+    explicit = DataSpec(preset="banking77", text_column="utterance", label_column="intent")
+    spec, where = resolve_preset(explicit)
+    assert where == str(local) and (spec.text_column, spec.label_column) == ("utterance", "intent")
+    split = load_split(explicit, "train")
+    assert split.dataset["text"] == ["my card is lost", "where is my card"] and split.dataset["label"] == [1, 0]
+    # Unset columns are the preset's; on the hub too, where an explicit one still wins.
+    assert resolve_preset(DataSpec(preset="banking77"))[0].label_column == "category"
+    monkeypatch.setenv("EG_TRAIN_DATA_DIR", str(tmp_path / "empty"))
+    assert resolve_preset(DataSpec(preset="banking77"))[0].label_column == "label"
+    assert resolve_preset(DataSpec(preset="banking77", label_column="intent"))[0].label_column == "intent"
+    # Without a preset (or with explicit files) unset columns are text / label.
+    assert (resolve_preset(DataSpec(files={"train": "x.csv"}))[0].text_column, resolve_preset(DataSpec())[0].label_column) == ("text", "label")
