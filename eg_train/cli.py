@@ -15,15 +15,14 @@ import sys
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``eg-train``."""
-    from_command_line = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _dispatch(argv: list[str], from_command_line: bool) -> int:
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
         from eg_train.training.cli import run_cli
 
-        # From the shell LightningCLI reads sys.argv itself (passing it again triggers its warning).
+        if from_command_line:
+            # LightningCLI reads sys.argv itself (passing it again triggers its warning): hand it the
+            # arguments without --verbose.
+            sys.argv[1:] = argv
         run_cli(None if from_command_line else argv)
         return 0
     if argv and argv[0] == "demo":
@@ -34,10 +33,27 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "usage: eg-train demo [--config configs/pipeline_demo.yaml]  (priors -> training -> evaluation)\n"
         "       eg-train {fit,validate,test} --config configs/demo.yaml [--key value ...]\n"
-        "       eg-train fit --help   (every option of the model, data and trainer)",
+        "       eg-train fit --help   (every option of the model, data and trainer)\n"
+        "       --verbose (any command): show the traceback of an input or configuration error",
         file=sys.stderr,
     )
     return 2 if argv and argv[0] not in ("-h", "--help") else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``eg-train``: a user error prints one line and exits 2 (traceback with ``--verbose``)."""
+    from eg_train.foundation.errors import run_main
+
+    from_command_line = argv is None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_main(lambda args: _dispatch(args, from_command_line), "eg-train", argv, user_errors=_stage_errors)
+
+
+def _stage_errors() -> tuple[type[BaseException], ...]:
+    """The stages' own user-error types that are not :class:`UserError` subclasses (imported on error only)."""
+    from priors.cache import PriorCacheError
+
+    return (PriorCacheError,)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,26 @@ class LoraSpec:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] | None = None
+
+
+@dataclass
+class ModelOptions:
+    """The hyper-parameters of :class:`EGModule` (all but ``label_names``, which the data give).
+
+    The typed API (:class:`eg_train.training.config.TrainConfig`) holds one of these; the CLI's
+    ``--model.*`` options are the same names.
+    """
+
+    model_name: str = "all-minilm-l6-v2"
+    beta: float = 1.0
+    beta_warmup_ratio: float = 0.0
+    ig: IGConfig = field(default_factory=IGConfig)
+    normalisation: str = "minmax"
+    ig_dropout: bool = False
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lora: LoraSpec | None = None
 
 
 @dataclass
@@ -93,10 +114,16 @@ class EGModule(L.LightningModule):
         if not label_names:
             raise ValueError("label_names is required (the CLI links it from data.label_names)")
         if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+            raise ConfigError(f"model.beta must be >= 0, got {beta}")
         if not 0.0 <= beta_warmup_ratio <= 1.0:
-            raise ValueError(f"beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
-        self.save_hyperparameters()
+            raise ConfigError(f"model.beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
+        # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
+        ig = IGConfig(**ig) if isinstance(ig, dict) else ig
+        lora = LoraSpec(**lora) if isinstance(lora, dict) else lora
+        self.save_hyperparameters(ignore=["ig", "lora"])
+        # Stored as plain mappings: checkpoints then load with torch's weights_only=True (the default).
+        self.hparams["ig"] = asdict(ig) if ig is not None else None
+        self.hparams["lora"] = asdict(lora) if lora is not None else None
         from eg_train.foundation.models import load_sequence_classifier
 
         self.ig = ig or IGConfig()
@@ -119,6 +146,11 @@ class EGModule(L.LightningModule):
         # from_pretrained returns eval mode; Lightning keeps module modes, so switch dropout on here.
         self.model.train()
         self._calib = _Calibration()
+
+    @classmethod
+    def from_options(cls, options: ModelOptions, label_names: list[str]) -> "EGModule":
+        """The module of the typed API: ``options`` plus the dataset's labels."""
+        return cls(label_names=list(label_names), **{f.name: getattr(options, f.name) for f in fields(ModelOptions)})
 
     # -- losses -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -256,13 +288,20 @@ class EGModule(L.LightningModule):
             self.maybe_calibrate(batch, self.global_step)
         out = self.compute_losses(batch)
         bs = len(batch["labels"])
+        # Per step in metrics.csv (the names every reader uses); the progress bar shows epoch means
+        # (the last batch of an epoch may hold one example) and the alignment weight in effect:
+        # 0 for a run without priors (the CE baseline), whatever model.beta says.
+        beta = self.current_beta if self._uses_priors(batch) else 0.0
         self.log_dict(
             {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc,
-             "train_beta": self.current_beta},
-            prog_bar=True,
-            batch_size=bs,
-            sync_dist=False,
+             "train_beta": beta},
+            on_step=True, on_epoch=False, prog_bar=False, batch_size=bs, sync_dist=False,
         )
+        self.log_dict(
+            {"train_loss_epoch": out.loss, "train_acc_epoch": out.acc},
+            on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True,
+        )
+        self.log("beta", beta, on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=bs)
         return out.loss
 
     def _eval_step(self, batch: dict[str, Tensor], prefix: str) -> None:

@@ -55,7 +55,7 @@ def _write_cache(cache_dir, split, method, scores_fn, config_hash="h1", drop=(),
 
 
 def test_k_shot_sampling_and_validation_split(csv_spec):
-    dm = EGDataModule(csv_spec, k_shot=2, val_per_class=1, seed=3, batch_size=4)
+    dm = EGDataModule.from_spec(csv_spec, k_shot=2, val_per_class=1, seed=3, batch_size=4)
     dm.setup("fit")
     train, val = dm.splits["train"], dm.splits["validation"]
     assert np.bincount(train.dataset["label"], minlength=3).tolist() == [2, 2, 2]
@@ -64,14 +64,14 @@ def test_k_shot_sampling_and_validation_split(csv_spec):
     # The same examples the prior stage samples (it calls sample_k_per_class with the same seed).
     expected = sample_k_per_class(load_split(csv_spec, "train"), 2, 3)
     assert list(train.dataset["id"]) == list(expected.dataset["id"])
-    dm2 = EGDataModule(csv_spec, k_shot=2, val_per_class=1, seed=3)
+    dm2 = EGDataModule.from_spec(csv_spec, k_shot=2, val_per_class=1, seed=3)
     dm2.setup("fit")
     assert list(dm2.splits["validation"].dataset["id"]) == list(val.dataset["id"])
     assert dm.label_names == LABELS
 
 
 def test_token_word_ids_rebuild_the_words(csv_spec):
-    dm = EGDataModule(csv_spec, k_shot=None, val_per_class=0)
+    dm = EGDataModule.from_spec(csv_spec, k_shot=None, val_per_class=0)
     dm.setup("fit")
     tok = dm.tokenizer
     for item, text in zip(dm.datasets["train"].items, dm.splits["train"].dataset["text"]):
@@ -86,7 +86,7 @@ def test_token_word_ids_rebuild_the_words(csv_spec):
 
 
 def test_collate_pads_tokens_and_words(csv_spec):
-    dm = EGDataModule(csv_spec, k_shot=None, val_per_class=0)
+    dm = EGDataModule.from_spec(csv_spec, k_shot=None, val_per_class=0)
     dm.setup("fit")
     items = dm.datasets["train"].items[:3]
     b = collate(items, dm.tokenizer.pad_token_id)
@@ -97,7 +97,7 @@ def test_collate_pads_tokens_and_words(csv_spec):
 
 
 def test_prior_none_gives_no_priors(csv_spec):
-    dm = EGDataModule(csv_spec, k_shot=2, val_per_class=1, prior="none")
+    dm = EGDataModule.from_spec(csv_spec, k_shot=2, val_per_class=1, prior="none")
     dm.setup("fit")
     assert dm.prior is None
     assert all(it["prior"] is None for it in dm.datasets["train"].items)
@@ -113,7 +113,7 @@ def test_fused_priors_are_attached_from_the_cache(csv_spec, tmp_path):
     cap = {i: rng.normal(size=len(split_words(t))).tolist() for i, t in zip(full.dataset["id"], full.dataset["text"])}
     _write_cache(cache, full, "lime", lambda i, n: lime[i])
     _write_cache(cache, full, "cap", lambda i, n: cap[i])
-    dm = EGDataModule(csv_spec, k_shot=2, val_per_class=1, prior={"cache_dir": str(cache), "methods": ["lime", "cap"]})
+    dm = EGDataModule.from_spec(csv_spec, k_shot=2, val_per_class=1, prior={"cache_dir": str(cache), "methods": ["lime", "cap"]})
     dm.setup("fit")
     assert dm.prior_coverage == (6, 6)
     for item in dm.datasets["train"].items:
@@ -132,8 +132,8 @@ def test_missing_prior_is_an_error_or_an_explicit_skip(csv_spec, tmp_path):
     train_ids = list(sample_k_per_class(full, 2, 0).dataset["id"])
     _write_cache(cache, full, "ig", lambda i, n: [1.0] * n, drop={train_ids[0]})
     with pytest.raises(PriorCacheError, match="no 'ig' prior"):
-        EGDataModule(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"]}).setup("fit")
-    dm = EGDataModule(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"], "on_missing": "skip"})
+        EGDataModule.from_spec(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"]}).setup("fit")
+    dm = EGDataModule.from_spec(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"], "on_missing": "skip"})
     dm.setup("fit")
     assert dm.prior_coverage == (5, 6)
     missing = [it for it in dm.datasets["train"].items if it["prior"] is None]
@@ -148,16 +148,16 @@ def test_changed_text_is_an_error(csv_spec, tmp_path):
     train_ids = list(sample_k_per_class(full, 2, 0).dataset["id"])
     _write_cache(cache, full, "ig", lambda i, n: [1.0] * n, corrupt={train_ids[1]})
     with pytest.raises(PriorCacheError, match="fingerprint"):
-        EGDataModule(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"]}).setup("fit")
+        EGDataModule.from_spec(csv_spec, k_shot=2, prior={"cache_dir": str(cache), "methods": ["ig"]}).setup("fit")
 
 
 def test_bad_prior_option_is_rejected(csv_spec):
     with pytest.raises(ValueError, match="prior must be"):
-        EGDataModule(csv_spec, prior="lime")
+        EGDataModule.from_spec(csv_spec, prior="lime")
 
 
 def test_banking77_preset_five_shot():
-    dm = EGDataModule(DataSpec(preset="banking77"), k_shot=5, val_per_class=1, batch_size=32)
+    dm = EGDataModule.from_spec(DataSpec(preset="banking77"), k_shot=5, val_per_class=1, batch_size=32)
     dm.setup("fit")
     assert len(dm.splits["train"]) == 77 * 5 and len(dm.splits["validation"]) == 77
     assert len(dm.label_names) == 77

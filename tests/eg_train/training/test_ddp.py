@@ -117,7 +117,7 @@ def test_lightning_ddp_strategy_runs_the_same_config(tmp_path):
                     "strategy": "ddp_spawn", "enable_progress_bar": False, "log_every_n_steps": 1},
         "model": {"model_name": "all-minilm-l6-v2", "ig": {"steps": 2, "method": "warped_gausslegendre",
                                                           "calibration_resolution": 8}},
-        "data": {"data": {"files": {"train": str(data)}, "label_column": "intent", "labels": LABELS},
+        "data": {"files": {"train": str(data)}, "label_column": "intent", "labels": LABELS,
                  "k_shot": None, "val_per_class": 0, "batch_size": 2, "prior": "none"},
     }
     # Priors for every example, so that the second-order alignment runs under DDP.
@@ -126,7 +126,7 @@ def test_lightning_ddp_strategy_runs_the_same_config(tmp_path):
     from eg_train.foundation.data import DataSpec, load_split
     from eg_train.foundation.words import split_words, text_fingerprint
 
-    split = load_split(DataSpec(**config["data"]["data"]), "train")
+    split = load_split(DataSpec(files={"train": str(data)}, label_column="intent", labels=LABELS), "train")
     PriorCache(tmp_path / "cache").append(
         [{"id": i, "fingerprint": text_fingerprint(t), "label": int(y), "words": list(split_words(t).words),
           "scores": [float(k % 2) for k in range(len(split_words(t)))], "method": "ig", "model_id": "t",
@@ -135,7 +135,7 @@ def test_lightning_ddp_strategy_runs_the_same_config(tmp_path):
         "ig", "h",
     )
     config["data"]["prior"] = {"cache_dir": str(tmp_path / "cache"), "methods": ["ig"]}
-    run = fit(config)
+    run = fit(config).run_dir
     assert (run / "model" / "config.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     metrics = (run / "metrics.csv").read_text().splitlines()
     header = metrics[0].split(",")

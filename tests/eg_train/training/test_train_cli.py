@@ -34,7 +34,7 @@ def config(tmp_path, tiny_spec):
                     "enable_progress_bar": False, "log_every_n_steps": 1},
         "model": {"model_name": "all-minilm-l6-v2", "beta": 1.0, "lr": 1e-4,
                   "ig": {"steps": 2, "method": "warped_gausslegendre", "calibration_resolution": 8}},
-        "data": {"data": spec, "k_shot": 2, "val_per_class": 1, "batch_size": 3, "eval_batch_size": 8,
+        "data": {**spec, "k_shot": 2, "val_per_class": 1, "batch_size": 3, "eval_batch_size": 8,
                  "prior": {"cache_dir": str(tmp_path / "cache"), "methods": ["ig"]}},
     }
 
@@ -42,7 +42,7 @@ def config(tmp_path, tiny_spec):
 def test_fit_writes_the_run_directory_and_resumes(config, tmp_path):
     from eg_train.foundation.models import load_sequence_classifier
 
-    run = fit(config)
+    run = fit(config).run_dir
     assert run == tmp_path / "run"
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["ig"]["steps"] == 2 and saved["data"]["k_shot"] == 2
@@ -62,7 +62,7 @@ def test_fit_writes_the_run_directory_and_resumes(config, tmp_path):
 
 def test_prior_none_is_the_ce_baseline(config):
     config["data"]["prior"] = "none"
-    run = fit(config, ["--trainer.max_epochs=1", "--trainer.limit_val_batches=0"])
+    run = fit(config, ["--trainer.max_epochs=1", "--trainer.limit_val_batches=0"]).run_dir
     lines = (run / "metrics.csv").read_text().splitlines()
     header = lines[0].split(",")
     aligns = [float(r.split(",")[header.index("train_align")]) for r in lines[1:] if r.split(",")[header.index("train_align")]]
