@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     methods = args.methods.split(",")
-    dm = EGDataModule(data=DataSpec(preset=args.preset), k_shot=args.k_shot, seed=args.sample_seed, batch_size=16,
+    dm = EGDataModule.from_spec(DataSpec(preset=args.preset), k_shot=args.k_shot, seed=args.sample_seed, batch_size=16,
                       prior=PriorSpec(cache_dir=args.cache, methods=methods, fusion="mean"))
     dm.setup("fit")
     batches = list(itertools.islice(iter(dm.train_dataloader()), args.batches))

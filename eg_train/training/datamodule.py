@@ -1,7 +1,7 @@
 """LightningDataModule: splits, few-shot sampling, tokenisation with word ids, fused priors.
 
-Training examples are ``sample_k_per_class(train, k, seed)`` (the same call the prior stage
-uses, so the cached priors cover them); the validation split is the source's own when it has
+Training examples are ``SampleSpec(data, k_shot, seed).sample(train)`` (the same spec the prior
+stage samples with, so the cached priors cover them); the validation split is the source's own when it has
 one, else ``val_per_class`` examples per class carved (seeded) from the training examples that
 were not sampled. Every example is tokenised with character offsets, and each token is mapped
 to the word of :func:`eg_train.foundation.words.split_words` it belongs to, so token attributions sum to
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import lightning as L
@@ -20,34 +20,56 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eg_train.foundation.data.fewshot import sample_k_per_class
+from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.encoding import encode_dataset, pad_sequences
 
 log = logging.getLogger(__name__)
 
 
+ON_MISSING = ("error", "skip")
+
+
 @dataclass
 class PriorSpec:
-    """Which fused prior to attach to the training examples (read from the prior cache)."""
+    """Which fused prior to attach to the training examples (read from the prior cache).
+
+    ``on_missing``: ``error`` (default) when a training example has no cached prior, or ``skip``:
+    that example trains with CE only (the coverage is logged).
+    """
 
     cache_dir: str
     methods: list[str] = field(default_factory=lambda: ["lime", "cap", "ig"])
     normalisation: str = "minmax"
     fusion: str = "mean"
-    on_missing: str = "error"  # or "skip": the example trains with CE only (reported)
+    on_missing: str = "error"
+
+    def __post_init__(self) -> None:
+        # A typo ("skpi", "warn") must not silently train examples without their prior.
+        if self.on_missing not in ON_MISSING:
+            raise ConfigError(f"prior.on_missing must be one of {list(ON_MISSING)}, got {self.on_missing!r}")
+        if isinstance(self.methods, str):
+            self.methods = [self.methods]
+        if not self.methods:
+            raise ConfigError("prior.methods is empty; name the cached methods to fuse (e.g. [lime, cap, ig])")
 
 
-def _parse_prior(prior: PriorSpec | dict | str | None) -> PriorSpec | None:
+def parse_prior(prior: PriorSpec | dict | str | None) -> PriorSpec | None:
+    """``none`` / None (the CE baseline), a mapping or a :class:`PriorSpec` -> a validated spec or None."""
     if prior is None or (isinstance(prior, str) and prior.strip().lower() == "none"):
         return None
     if isinstance(prior, dict):
+        unknown = sorted(set(prior) - {f.name for f in fields(PriorSpec)})
+        if unknown:
+            raise ConfigError(f"prior: unknown option(s) {unknown}; known: {[f.name for f in fields(PriorSpec)]}")
         return PriorSpec(**prior)
     if isinstance(prior, PriorSpec):
-        if prior.on_missing not in ("error", "skip"):
-            raise ValueError(f"prior.on_missing must be 'error' or 'skip', got {prior.on_missing!r}")
-        return prior
-    raise ValueError(f"prior must be 'none' or a mapping with cache_dir/methods/..., got {prior!r}")
+        return PriorSpec(**{f.name: getattr(prior, f.name) for f in fields(PriorSpec)})  # re-validated
+    raise ConfigError(f"prior must be 'none' or a mapping with cache_dir/methods/..., got {prior!r}")
+
+
+_parse_prior = parse_prior  # the name used before the typed API
 
 
 def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] = frozenset()) -> tuple[LabelledSplit, LabelledSplit]:
@@ -138,13 +160,48 @@ def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.T
     return batch
 
 
+@dataclass
+class DataOptions:
+    """What the training stage reads: the training sample (shared with the prior stage) and loaders.
+
+    ``val_per_class`` examples per class are carved (seeded) from the training examples outside the
+    sample when the source has no validation split; when none are left (a file with exactly
+    ``k_shot`` texts per class) training runs without validation, with a warning, and
+    ``checkpoints/best.ckpt`` is the last epoch.
+    """
+
+    sample: SampleSpec = field(default_factory=SampleSpec)
+    val_per_class: int = 2
+    max_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    test_split: str = "test"
+
+
+# The data-source options every tool spells the same way (``--data.files``, ``--data.label_column``, ...).
+DATA_SPEC_FIELDS = tuple(f.name for f in fields(DataSpec))
+
+
 class EGDataModule(L.LightningDataModule):
     """Banking77 / CLINC150 / any labelled text files, with optional fused priors.
 
+    The data-source arguments are those of :class:`DataSpec` (``preset``, ``files``,
+    ``text_column``, ``label_column``, ``labels``, ``labels_file``, ``classes``, ``skip_invalid``,
+    ...): ``eg-train fit --data.files '{train: f.csv}' --data.label_column category``, as for
+    ``eg-priors`` and ``eg-eval``. Without ``preset``, ``hub`` or ``files`` the preset is ``banking77``.
+
     Args:
-        data: where the data comes from (:class:`DataSpec`; ``preset: banking77`` works offline).
+        preset: a named dataset (``banking77``, ``clinc150``; offline from the local copy).
+        files: split name -> local csv / json / jsonl / parquet file (overrides the preset's files).
+        text_column, label_column: the columns holding the text and the label (None: the
+            preset's, else ``text`` / ``label``).
+        labels, labels_file: the label list (in id order) or a JSON file holding it.
+        classes: keep only these labels (or the first N).
+        skip_invalid: skip (and report) invalid rows instead of stopping at the first.
         model_name: the SLM whose tokenizer is used (linked from ``model.model_name`` by the CLI).
         k_shot: examples per class for training; None trains on the whole training split.
+        seed: the seed of the k-shot sample (the prior stage's ``sample_seed``).
         val_per_class: validation examples per class carved from the unused training examples
             when the source has no validation split (0 disables validation).
         prior: ``none`` (CE baseline) or a :class:`PriorSpec` (cache_dir, methods, ...).
@@ -152,7 +209,17 @@ class EGDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        data: DataSpec | None = None,
+        preset: str | None = None,
+        files: dict[str, str] | None = None,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        labels: list[str] | None = None,
+        labels_file: str | None = None,
+        classes: list[str] | int | None = None,
+        skip_invalid: bool = False,
+        format: str | None = None,
+        hub: str | None = None,
+        hub_config: str | None = None,
         model_name: str = "all-minilm-l6-v2",
         k_shot: int | None = None,
         val_per_class: int = 2,
@@ -165,7 +232,18 @@ class EGDataModule(L.LightningDataModule):
         test_split: str = "test",
     ) -> None:
         super().__init__()
-        self.spec = data if data is not None else DataSpec(preset="banking77")
+        if preset is None and hub is None and not files:
+            preset = "banking77"
+        self.spec = DataSpec(
+            preset=preset, hub=hub, hub_config=hub_config, files=dict(files or {}), format=format,
+            text_column=text_column, label_column=label_column, labels=labels, labels_file=labels_file,
+            classes=classes, skip_invalid=skip_invalid,
+        )
+        if k_shot is not None and k_shot < 1:
+            raise ConfigError(f"data.k_shot must be >= 1 or null (the whole split), got {k_shot}")
+        if val_per_class < 0:
+            raise ConfigError(f"data.val_per_class must be >= 0, got {val_per_class}")
+        self.sample = SampleSpec(data=self.spec, k_shot=k_shot, seed=seed)
         self.model_name = model_name
         self.k_shot = k_shot
         self.val_per_class = val_per_class
@@ -173,7 +251,7 @@ class EGDataModule(L.LightningDataModule):
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.prior = _parse_prior(prior)
+        self.prior = parse_prior(prior)
         self.num_workers = num_workers
         self.test_split = test_split
         self._full_train: LabelledSplit | None = None
@@ -182,11 +260,34 @@ class EGDataModule(L.LightningDataModule):
         self.datasets: dict[str, EncodedDataset] = {}
         self.prior_coverage: tuple[int, int] | None = None
 
+    @classmethod
+    def from_spec(cls, spec: DataSpec, **kwargs: Any) -> "EGDataModule":
+        """A data module reading ``spec`` (the other arguments as for the constructor)."""
+        return cls(**{name: getattr(spec, name) for name in DATA_SPEC_FIELDS}, **kwargs)
+
+    @classmethod
+    def from_options(cls, options: DataOptions, prior: PriorSpec | str | None = None,
+                     model_name: str = "all-minilm-l6-v2") -> "EGDataModule":
+        """The data module of the typed API (:class:`eg_train.training.config.TrainConfig`)."""
+        s = options.sample
+        if s.split != "train":
+            raise ConfigError(f"the training sample must come from the 'train' split, got {s.split!r}")
+        return cls.from_spec(
+            s.data, model_name=model_name, k_shot=s.k_shot, seed=s.seed, val_per_class=options.val_per_class,
+            max_length=options.max_length, batch_size=options.batch_size, eval_batch_size=options.eval_batch_size,
+            prior=prior, num_workers=options.num_workers, test_split=options.test_split,
+        )
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether :meth:`setup` found or carved a non-empty validation split."""
+        return "validation" in self.datasets
+
     # -- lazily loaded pieces ----------------------------------------------------------------
     @property
     def full_train(self) -> LabelledSplit:
         if self._full_train is None:
-            self._full_train = load_split(self.spec, "train")
+            self._full_train = self.sample.load_full()
         return self._full_train
 
     @property
@@ -226,7 +327,8 @@ class EGDataModule(L.LightningDataModule):
 
     def _setup_train_val(self) -> None:
         full = self.full_train
-        train = sample_k_per_class(full, self.k_shot, self.seed) if self.k_shot else full
+        train = self.sample.sample(full)  # the examples the prior stage scored
+        val = None
         if self._has_source_split("validation"):
             val = load_split(self.spec, "validation")
             self._check_labels(val)
@@ -235,8 +337,7 @@ class EGDataModule(L.LightningDataModule):
             val, rest = carve_per_class(full, self.val_per_class, self.seed + 1, exclude=used)
             if not self.k_shot:
                 train = rest
-        else:
-            val = None
+            val = self._checked_carve(val, full)
         priors = None
         if self.prior is not None:
             from priors.cache import load_fused_priors
@@ -262,6 +363,23 @@ class EGDataModule(L.LightningDataModule):
             self.splits["validation"] = val
             self.datasets["validation"] = EncodedDataset(val, self.tokenizer, self.max_length)
         log.info("train %d examples, validation %d", len(train), len(val) if val is not None else 0)
+
+    def _checked_carve(self, val: LabelledSplit, full: LabelledSplit) -> LabelledSplit | None:
+        """The carved validation split, or None (with a warning) when no example was left for it."""
+        if len(val) == 0:
+            log.warning(
+                "%s: no example is left for validation (every one of the %d training texts is in the %s-shot "
+                "sample, val_per_class=%d): training without validation; checkpoints/best.ckpt will be the "
+                "last epoch. Add texts, lower data.k_shot, or set data.val_per_class 0 to silence this.",
+                full.source, len(full), self.k_shot, self.val_per_class,
+            )
+            return None
+        counts = np.bincount(np.asarray(val.dataset["label"]), minlength=len(full.label_names))
+        short = [full.label_names[c] for c in np.flatnonzero(counts < self.val_per_class)]
+        if short:
+            log.warning("validation has fewer than %d examples for %d classes (e.g. %s): too few texts outside "
+                        "the sample", self.val_per_class, len(short), short[:3])
+        return val
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

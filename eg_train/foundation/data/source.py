@@ -21,10 +21,12 @@ from typing import Any
 
 import datasets
 
+from eg_train.foundation.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad input data: the message names the file, the row and the expectation."""
 
 
@@ -182,11 +184,27 @@ def _read_file(path: str, fmt: str, split: str) -> datasets.Dataset:
     if fmt in {"csv", "json", "jsonl"}:
         _check_utf8(path)
     builder = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}[fmt]
+    if fmt in {"csv", "jsonl"} and _text_lines(path) <= (1 if fmt == "csv" else 0):
+        # datasets would say 'Instruction "train" corresponds to no data!'
+        raise DataError(f"{path}: no data rows" + (" (a header at most)" if fmt == "csv" else ""))
     try:
         ds = datasets.load_dataset(builder, data_files={split: path}, split=split)
     except Exception as err:  # datasets wraps parser errors in its own types
         raise DataError(f"{path}: could not be read as {fmt}: {err.__cause__ or err}") from err
+    if len(ds) == 0:
+        raise DataError(f"{path}: no data rows")
     return ds
+
+
+def _text_lines(path: str, at_most: int = 2) -> int:
+    """Non-blank lines in a text file, counted up to ``at_most`` (enough to tell 'no data rows')."""
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            n += bool(line.strip())
+            if n >= at_most:
+                break
+    return n
 
 
 def _load_labels(spec: DataSpec) -> list[str] | None:
