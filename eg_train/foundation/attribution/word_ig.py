@@ -83,6 +83,10 @@ def word_integrated_gradients(
 
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if baseline_token_id is None:
+        raise BaselineTokenError(
+            "baseline_token_id is None (a tokenizer without a pad token?); pass ig_baseline_token_id(tokenizer, ...)"
+        )
     if len(targets) != len(encoded):
         raise ValueError(f"{len(targets)} targets for {len(encoded)} encoded texts")
     model.eval()

@@ -91,6 +91,8 @@ def test_tokenizer_without_pad_token_needs_an_explicit_baseline(minilm):
         ig_baseline_token_id(no_pad)
     with pytest.raises(BaselineTokenError, match="outside the vocabulary"):
         ig_baseline_token_id(no_pad, len(no_pad))
+    with pytest.raises(BaselineTokenError, match="is None"):
+        word_integrated_gradients(model, encode_texts(no_pad, TEXTS[1:2]), [1], no_pad.pad_token_id)
     unk = ig_baseline_token_id(no_pad, no_pad.unk_token_id)
     assert unk == no_pad.unk_token_id != 0
     [scores] = word_integrated_gradients(model, encode_texts(no_pad, TEXTS[1:2]), [1], unk, n_steps=16, method="riemann_trapezoid")
