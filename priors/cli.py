@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -61,8 +60,22 @@ run_compute = compute
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``eg-priors``: a user error prints one line and exits 2 (traceback with ``--verbose``)."""
+    from eg_train.foundation.errors import run_main
+
+    def user_errors():
+        from priors.cache import PriorCacheError
+
+        return (PriorCacheError,)
+
+    code = run_main(_main, "eg-priors", argv, user_errors=user_errors)
+    if code:
+        raise SystemExit(code)
+
+
+def _main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv if argv is not None else sys.argv[1:])
+    args = _parser().parse_args(argv)
     cmd = args.command
     sub = args[cmd]
     if cmd == "consolidate":

@@ -12,7 +12,6 @@ Every subcommand accepts ``--config file.yaml`` (jsonargparse) and ``--help``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,12 +180,14 @@ def main(args: list[str] | None = None) -> None:
     """Console entry point (``eg-eval``)."""
     from jsonargparse import CLI
 
+    from eg_train.foundation.errors import run_main
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        CLI([attack, evaluate, report], args=args, as_positional=False)
-    except USER_ERRORS as err:
-        print(f"eg-eval: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    # One line and exit status 2 for a user error (traceback with --verbose), as every eg-* tool.
+    code = run_main(lambda a: CLI([attack, evaluate, report], args=a, as_positional=False), "eg-eval", args,
+                    user_errors=USER_ERRORS)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -194,11 +194,15 @@ class EGDataModule(L.LightningDataModule):
     Args:
         preset: a named dataset (``banking77``, ``clinc150``; offline from the local copy).
         files: split name -> local csv / json / jsonl / parquet file (overrides the preset's files).
-        text_column, label_column: the columns holding the text and the label (None: the
-            preset's, else ``text`` / ``label``).
-        labels, labels_file: the label list (in id order) or a JSON file holding it.
+        text_column: the column holding the text (None: the preset's, else ``text``).
+        label_column: the column holding the label (None: the preset's, else ``label``).
+        labels: the label list, in id order (default: the file's sorted labels).
+        labels_file: a JSON file holding the label list.
         classes: keep only these labels (or the first N).
         skip_invalid: skip (and report) invalid rows instead of stopping at the first.
+        format: csv | json | jsonl | parquet | clinc_json (default: from the file suffix).
+        hub: a Hugging Face dataset id (when neither files nor a local preset copy exist).
+        hub_config: the hub dataset's configuration name.
         model_name: the SLM whose tokenizer is used (linked from ``model.model_name`` by the CLI).
         k_shot: examples per class for training; None trains on the whole training split.
         seed: the seed of the k-shot sample (the prior stage's ``sample_seed``).
