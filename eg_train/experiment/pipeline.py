@@ -14,16 +14,18 @@ configuration is saved as ``out_dir/pipeline.yaml``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
 from eg_train.foundation.io import LockedError, atomic_write_json, atomic_write_text, locked, update_json
 
@@ -33,12 +35,12 @@ log = logging.getLogger("eg_train.experiment.pipeline")
 @dataclass
 class TrainedVariant:
     """One trained model: a name, the priors it aligns to (empty list = CE baseline), and training
-    flags of its own on top of the pipeline's ``train_overrides`` (e.g. ``--model.beta=0.1``)."""
+    options of its own merged over the pipeline's ``train`` (e.g. ``{model: {beta_warmup_ratio: 0.5}}``)."""
 
     name: str
     priors: list[str] = field(default_factory=list)
     fusion: str = "mean"
-    overrides: list[str] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,7 +53,9 @@ class PipelineConfig:
     data: DataSpec = field(default_factory=DataSpec)
     k_shot: int = 5
     train_config: str = "configs/demo.yaml"
-    train_overrides: list[str] = field(default_factory=list)
+    # Training options merged over ``train_config`` for every variant, in the training config's own
+    # layout: ``{trainer: {max_epochs: 8}, data: {batch_size: 8}, model: {lr: 3.0e-4}}``.
+    train: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     llm: str = "smollm2-135m-instruct"
     slm: str = "all-minilm-l6-v2"
@@ -68,6 +72,7 @@ class PipelineConfig:
     faithfulness_examples: int = 100  # comprehensiveness / sufficiency on a seeded test subset
     eval_ig_steps: int = 20
     workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
+    device: str = "cpu"  # where every stage runs its models: cpu | cuda | cuda:N
     results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
     # Several configs may share an out_dir (its runs, prior cache and attacks are reused): each
     # needs a name of its own, which tags its report, summary and saved config.
@@ -97,8 +102,6 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
         log.info("%s seed %d: trained model exists, skipping (%s)", variant.name, seed, run_dir)
         return run_dir, False
     with _run_lock(run_dir):
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an interrupted run without an exported model: start it again
         _fit(cfg, variant, seed, cache_dir, run_dir)
     return run_dir, True
 
@@ -112,39 +115,61 @@ def _run_lock(run_dir: Path):
         yield
 
 
+def sample_spec(cfg: PipelineConfig) -> SampleSpec:
+    """The one training sample of the experiment: the priors are computed on it and every variant trains on it."""
+    return SampleSpec(data=cfg.data, k_shot=cfg.k_shot, seed=cfg.sample_seed)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, recursively (mappings merge, other values replace)."""
+    out = copy.deepcopy(base)
+    for k, v in (extra or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path):
+    """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed."""
+    import yaml
+
+    from eg_train.training.api import PriorSpec, TrainConfig
+
+    path = Path(cfg.train_config)
+    if not path.is_file():
+        raise FileNotFoundError(f"train_config {path} not found")
+    mapping = _merge(_merge(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, cfg.train), variant.train)
+    tc = TrainConfig.from_mapping(mapping)
+    tc.run_dir = str(run_dir)
+    tc.seed = seed
+    tc.overwrite = True  # only reached for a run without an exported model (an interrupted one)
+    tc.model.model_name = cfg.slm
+    tc.data.sample = sample_spec(cfg)
+    tc.trainer.accelerator = "gpu" if cfg.device.startswith("cuda") else "cpu"
+    if variant.priors:
+        tc.prior = PriorSpec(cache_dir=str(cache_dir), methods=list(variant.priors), fusion=variant.fusion, on_missing="error")
+    else:
+        tc.prior = None
+        tc.model.beta = 0.0  # the CE baseline: no alignment term at all
+    return tc
+
+
 def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path) -> None:
     from eg_train.training.api import fit
 
-    data = {k: v for k, v in asdict(cfg.data).items() if v not in (None, {}, [])}
-    prior = (
-        {"cache_dir": str(cache_dir), "methods": variant.priors, "fusion": variant.fusion, "on_missing": "error"}
-        if variant.priors
-        else None
-    )
-    overrides = [
-        f"--seed_everything={seed}",
-        f"--trainer.default_root_dir={run_dir}",
-        f"--model.model_name={cfg.slm}",
-        f"--data.data={json.dumps(data)}",
-        f"--data.k_shot={cfg.k_shot}",
-        f"--data.seed={cfg.sample_seed}",
-        f"--data.prior={json.dumps(prior) if prior else 'none'}",
-        *cfg.train_overrides,
-        *variant.overrides,
-    ]
-    if not variant.priors:
-        overrides.append("--model.beta=0")
-    fit(cfg.train_config, overrides)
+    fit(train_config(cfg, variant, seed, cache_dir, run_dir))
 
 
 def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None = None):
     from priors.config import PriorsConfig
 
+    sample = sample_spec(cfg)  # the same sample the training data module draws
     return PriorsConfig(
-        data=cfg.data,
-        k_shot=cfg.k_shot,
-        sample_seed=cfg.sample_seed,  # the training data module samples the same k-shot set
+        data=sample.data,
+        split=sample.split,
+        k_shot=sample.k_shot,
+        sample_seed=sample.seed,
         methods=methods,
+        device=cfg.device,
         llm=cfg.llm,
         n_samples=cfg.n_samples,
         ridge_lambda=cfg.ridge_lambda,
@@ -156,11 +181,11 @@ def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None
 
 def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:
     """Compute (or resume) one prior method into the shared cache; returns ``({key: seconds}, None)``."""
-    from priors.cli import run_compute
+    from priors.api import compute
 
     t = time.perf_counter()
     computed = 0
-    for summary in run_compute(_prior_config(cfg, [method], ce_model)):
+    for summary in compute(_prior_config(cfg, [method], ce_model)):
         log.info("priors: %s", summary)
         computed += summary["computed"]
     return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
@@ -182,7 +207,8 @@ def _train_and_evaluate(cfg: PipelineConfig, variant: TrainedVariant, seed: int)
         t = time.perf_counter()
         evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
                  seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
-                 params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps))
+                 params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps,
+                                   device=cfg.device))
         spent[f"eval_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
     return spent, str(eval_dir)
 
