@@ -17,7 +17,10 @@ by the example id), and
     deletion_aopc_ratio_vs_random = mean_examples AOPC(prior) / mean_examples AOPC(random)
 
 (> 1: the prior ranks first the words the LLM's score depends on; 1: no better than chance).
-Every query of every example goes to the scorer in one batched call.
+Every query of every example goes to the scorer in one batched call. When the random reference
+does not lower ``f`` on average (raw ``log p`` of a small LLM often *rises* as words go: shorter
+texts are more fluent), the ratio is undefined (NaN) and ``deletion_aopc_gain_vs_random``
+(``AOPC(prior) − AOPC(random)``, in nats) is the figure to read.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import numpy as np
 from eg_train.foundation.words import Words
 from priors.masks import example_rng
 
-ScoreFn = Callable[[list[str], list[int]], np.ndarray]
+# ``score_fn(texts, labels, examples)``: ``examples[i]`` is the index of the example query ``i``
+# belongs to (a contrast over the unmasked text's confusable labels needs it).
+ScoreFn = Callable[[list[str], list[int], list[int]], np.ndarray]
 DEFAULT_BINS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
@@ -64,6 +69,7 @@ class DeletionResult:
             "deletion_aopc": self.aopc,
             "deletion_aopc_random": self.aopc_random,
             "deletion_aopc_ratio_vs_random": self.ratio,
+            "deletion_aopc_gain_vs_random": self.aopc - self.aopc_random,
             "deletion_n": self.n,
             "deletion_queries": self.queries,
         }
@@ -88,6 +94,7 @@ def deletion_aopc(
     ids = list(ids) if ids is not None else [str(i) for i in range(len(words))]
     texts: list[str] = []
     ys: list[int] = []
+    owners: list[int] = []
     index: dict[tuple[int, str], int] = {}  # (example, kept text) -> query row: no text scored twice
 
     def query(j: int, text: str) -> int:
@@ -96,6 +103,7 @@ def deletion_aopc(
             index[key] = len(texts)
             texts.append(text)
             ys.append(int(labels[j]))
+            owners.append(j)
         return index[key]
 
     plans = []  # per example: (row of x, [rows of the prior's curve], [[rows of each random curve]])
@@ -116,7 +124,7 @@ def deletion_aopc(
             curves.append(rows)
         # x itself as the priors score it (their all-ones mask: whitespace collapsed).
         plans.append((query(j, w.keep(np.ones(d, dtype=np.uint8))), curves[0], curves[1:]))
-    f = np.asarray(score_fn(texts, ys), dtype=np.float64) if texts else np.zeros(0)
+    f = np.asarray(score_fn(texts, ys, owners), dtype=np.float64) if texts else np.zeros(0)
     if not np.isfinite(f).all():
         raise ValueError("the scorer returned non-finite scores")
     per, per_rand = [], []

@@ -93,6 +93,17 @@ def _cost(cache: PriorCache, method: str, chash: str, ids: set[str]) -> dict[str
             "seconds_per_example": pick("seconds")}
 
 
+def _llm_score_fn(scorer, texts: list[str], labels: list[int]):
+    """The scorer's log-probability for deletion queries; a ``top_m`` contrast keeps each
+    example's label set from its unmasked text, as the prior itself does."""
+    if not hasattr(scorer, "candidates_for"):
+        return lambda ts, ys, ex: scorer.log_prob(ts, ys)
+    sets = [scorer.candidates_for(t, y) for t, y in zip(texts, labels)]
+    if all(c is None for c in sets):
+        return lambda ts, ys, ex: scorer.log_prob(ts, ys)
+    return lambda ts, ys, ex: scorer.log_prob(ts, ys, candidates=[sets[e] for e in ex])
+
+
 def measure_quality(
     cache: PriorCache,
     split: LabelledSplit,
@@ -153,7 +164,7 @@ def measure_quality(
             t0 = time.perf_counter()
             dele = deletion_aopc(
                 [words[j] for j in have], [vecs[j] for j in have], [labels[j] for j in have],
-                lambda ts, ys: scorer.log_prob(ts, ys), ids=[ids[j] for j in have],
+                _llm_score_fn(scorer, [texts[j] for j in have], [labels[j] for j in have]), ids=[ids[j] for j in have],
                 bins=s.bins, n_random=s.n_random, seed=s.seed,
             )
             out.update(dele.summary(), deletion_seconds=time.perf_counter() - t0)

@@ -96,7 +96,7 @@ class AdditiveScorer:
         self.weights = weights
         self.calls = 0
 
-    def __call__(self, texts, labels):
+    def __call__(self, texts, labels, examples):
         self.calls += 1
         return np.array([sum(self.weights.get(w, 0.0) for w in split_words(t).words) for t in texts])
 
@@ -151,4 +151,24 @@ def test_deletion_queries_are_deduplicated_and_seeded():
 
 def test_deletion_rejects_mismatched_scores():
     with pytest.raises(ValueError, match="scores for"):
-        deletion_aopc([split_words("a b c")], [np.array([1.0, 2.0])], [0], lambda t, y: np.zeros(len(t)))
+        deletion_aopc([split_words("a b c")], [np.array([1.0, 2.0])], [0], lambda t, y, e: np.zeros(len(t)))
+
+
+def test_each_query_names_its_example():
+    words, oracle, f = _toy(6)
+
+    def checked(texts, labels, examples):
+        for t, e in zip(texts, examples):
+            assert set(split_words(t).words) <= set(words[e].words)
+        return f(texts, labels, examples)
+
+    deletion_aopc(words, oracle, list(range(6)), checked, n_random=2)
+
+
+def test_a_random_reference_that_does_not_lower_the_score_gives_no_ratio():
+    # f rises as words go (a fluency effect): random deletion AOPC < 0, so the ratio is undefined.
+    words = [split_words("a b c d e f")] * 3
+    res = deletion_aopc(words, [np.arange(6.0)] * 3, [0] * 3, lambda t, y, e: -np.array([len(x) for x in t], float),
+                        ids=["x", "y", "z"])
+    assert res.aopc_random < 0 and np.isnan(res.ratio)
+    assert res.summary()["deletion_aopc_gain_vs_random"] == pytest.approx(res.aopc - res.aopc_random)
