@@ -52,8 +52,10 @@ def test_renormalised_probabilities_sum_to_one(smollm):
     scorer = LabelScorer(*smollm, class_aware_template(names), names, renormalise=True)
     lp = np.array([scorer.log_prob([TEXTS[0]], [y])[0] for y in range(len(names))])
     assert abs(np.exp(lp).sum() - 1.0) < 1e-6
+    # The raw rows (one full row per label) against the body + label-tree path: same quantity,
+    # different forward passes, so float32 rounding apart.
     raw = LabelScorer(*smollm, class_aware_template(names), names).log_prob([TEXTS[0]] * 4, [0, 1, 2, 3])
-    np.testing.assert_allclose(lp, raw - np.logaddexp.reduce(raw), atol=1e-9)
+    np.testing.assert_allclose(lp, raw - np.logaddexp.reduce(raw), atol=2e-4)
 
 
 def test_truncation_is_counted(smollm, labels):

@@ -1,0 +1,114 @@
+"""Attention over a shared prompt prefix, an optional per-row past, and the row's own tokens.
+
+The scorer runs the text-independent prompt prefix once; every row of a batch then reads the
+prefix keys/values *shared* (``[1, Hkv, P, D]``, never copied per row). For renormalisation over
+the label space a second level is added: the body (``Text: x⊙m / Label:``) of each row is run
+once, its keys/values are captured, and the label continuations of that row attend to
+``[prefix ; body of the row ; own label tokens]``.
+
+Registered as a transformers attention backend (``AttentionInterface``), so it works for the
+models built on that interface (Llama / SmolLM2, Qwen2, Gemma 3…). Sliding-window layers (Gemma 3
+mixes them with global layers) receive ``sliding_window`` from the model and are masked exactly
+by absolute positions: a query at position ``q`` sees a key at ``k`` iff ``q - k < window``
+(transformers' ``sliding_window_overlay``), over all three blocks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+SHARED_PREFIX_ATTENTION = "eg_shared_prefix"
+
+
+def _window(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int) -> torch.Tensor:
+    """``[B, L, K]`` True where the key lies inside the query's sliding window."""
+    return (q_pos.unsqueeze(-1) - k_pos.unsqueeze(-2)) < window
+
+
+def shared_prefix_attention(
+    module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor,
+    scaling: float | None = None,
+    shared_prefix=None,
+    sliding_window: int | None = None,
+    eg_past: dict | None = None,
+    eg_positions: torch.Tensor | None = None,
+    eg_capture: dict | None = None,
+    **kwargs,
+):
+    """Attention over ``[shared prefix ; per-row past ; own tokens]`` with one joint softmax.
+
+    ``query`` is ``[B, H, L, D]``, ``key``/``value`` ``[B, Hkv, L, D]`` (rotary already applied),
+    ``attention_mask`` a boolean ``[B, 1, L, L]`` over the own tokens (True = attend: causal /
+    tree-ancestor and not padding), ``shared_prefix[layer]`` the prefix ``(keys, values)``
+    ``[1, Hkv, P, D]``. Optional: ``eg_past = {"kv": {layer: (k, v)} [B, Hkv, Lb, D],
+    "valid": [B, Lb] bool, "positions": [B, Lb]}`` (the rows' bodies), ``eg_positions`` ``[B, L]``
+    absolute positions of the own tokens (default ``P + arange(L)``), ``eg_capture``: a dict that
+    receives this layer's own ``(key, value)``. Returns ``([B, L, H, D], None)`` like the
+    built-in backends.
+    """
+    if shared_prefix is None:
+        raise RuntimeError("shared_prefix_attention needs the prefix keys/values (shared_prefix=...)")
+    if getattr(module, "attn_logit_softcapping", None) is not None:
+        raise NotImplementedError("attention logit soft-capping is not covered by the shared-prefix attention")
+    if eg_capture is not None:
+        eg_capture[module.layer_idx] = (key, value)
+    pk, pv = shared_prefix[module.layer_idx]
+    past = eg_past["kv"][module.layer_idx] if eg_past is not None else None
+    dtype = query.dtype
+    if dtype != torch.float32:  # half-precision models: scores and softmax in float32
+        query, key, value, pk, pv = (t.float() for t in (query, key, value, pk, pv))
+        past = tuple(t.float() for t in past) if past is not None else None
+    B, H, L, D = query.shape
+    Hkv, P = key.shape[1], pk.shape[2]
+    g = H // Hkv  # query heads per key/value head (grouped-query attention)
+    scale = scaling if scaling is not None else D**-0.5
+    dev = query.device
+    q_pos = eg_positions.to(dev) if eg_positions is not None else torch.arange(P, P + L, device=dev).expand(B, L)
+    q = query.reshape(B, Hkv, g, L, D)
+    # Prefix block: fold batch, group and length into rows of one [Hkv, B*g*L, D] @ [Hkv, D, P].
+    q_rows = q.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, D)
+    s_pre = torch.bmm(q_rows, pk[0].transpose(1, 2)).mul_(scale).view(Hkv, B, g, L, P).permute(1, 0, 2, 3, 4)
+    own_allowed = attention_mask.unsqueeze(2)  # [B, 1, 1, L, L]
+    if sliding_window is not None:
+        if int(q_pos.max()) >= sliding_window:  # some prefix keys fall out of some query's window
+            pre_ok = _window(q_pos, torch.arange(P, device=dev).expand(B, P), sliding_window)
+            s_pre = s_pre.masked_fill(~pre_ok[:, None, None], float("-inf"))
+        own_allowed = own_allowed & _window(q_pos, q_pos, sliding_window)[:, None, None]
+    s_own = torch.matmul(q, key.unsqueeze(2).transpose(-1, -2)).mul_(scale)  # [B, Hkv, g, L, L]
+    s_own = s_own.masked_fill_(~own_allowed, float("-inf"))
+    top = torch.maximum(s_pre.amax(dim=-1, keepdim=True), s_own.amax(dim=-1, keepdim=True))
+    if past is not None:
+        bk, bv = past
+        past_ok = eg_past["valid"].to(dev)[:, None, :].expand(B, L, -1)  # [B, L, Lb]
+        if sliding_window is not None:
+            past_ok = past_ok & _window(q_pos, eg_past["positions"].to(dev), sliding_window)
+        s_past = torch.matmul(q, bk.unsqueeze(2).transpose(-1, -2)).mul_(scale)  # [B, Hkv, g, L, Lb]
+        s_past = s_past.masked_fill_(~past_ok[:, None, None], float("-inf"))
+        top = torch.maximum(top, s_past.amax(dim=-1, keepdim=True))
+    e_pre = torch.exp(s_pre - top)
+    e_own = torch.exp(s_own - top)
+    norm = e_pre.sum(dim=-1, keepdim=True) + e_own.sum(dim=-1, keepdim=True)
+    e_rows = e_pre.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, P)
+    out = torch.bmm(e_rows, pv[0]).view(Hkv, B, g, L, D).permute(1, 0, 2, 3, 4)
+    out = out + torch.matmul(e_own, value.unsqueeze(2))
+    if past is not None:
+        e_past = torch.exp(s_past - top)
+        norm = norm + e_past.sum(dim=-1, keepdim=True)
+        out = out + torch.matmul(e_past, bv.unsqueeze(2))
+    out = out / norm
+    return out.reshape(B, H, L, D).transpose(1, 2).contiguous().to(dtype), None
+
+
+def register_shared_prefix_attention() -> bool:
+    """Register the backend with transformers (once); False when the interface is missing."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # transformers without the attention interface: use the cache path
+        return False
+    if SHARED_PREFIX_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+    return True
