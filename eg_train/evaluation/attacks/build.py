@@ -34,18 +34,19 @@ from eg_train.evaluation.attacks.core import (
     LogOddsGoal,
     MaxModificationRate,
     NoDuplicateWord,
+    NoNegationSwap,
     PreserveGoldEvidence,
     RepeatModification,
     StopwordModification,
     TextState,
 )
 from eg_train.evaluation.attacks.lexicon import Lexicon, build_lexicon, split_fingerprint
+from eg_train.evaluation.attacks.registry import Registry
 from eg_train.evaluation.attacks.synonyms import EmbeddingNeighbours
 
 log = logging.getLogger(__name__)
 
 FORMAT = "eg-train-attacks/1"
-ATTACKS = ("keyword_addition", "keyword_replacement")
 
 
 class AttackFileError(ValueError):
@@ -57,7 +58,7 @@ class AttackConfig:
     """Parameters of the keyword attacks (all stored in the saved metadata)."""
 
     seed: int = 0
-    attacks: tuple[str, ...] = ATTACKS
+    attacks: tuple[str, ...] = ("keyword_addition", "keyword_replacement")
     max_insertions: int = 2
     max_replacements: int = 2
     max_modification_rate: float = 0.3  # replacements only: share of the original words
@@ -75,9 +76,7 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         self.attacks = tuple(self.attacks)
-        unknown = [a for a in self.attacks if a not in ATTACKS]
-        if unknown or not self.attacks:
-            raise ValueError(f"unknown attack(s) {unknown}; choose from {list(ATTACKS)}")
+        KEYWORD_ATTACKS.check(self.attacks)
 
 
 def fingerprint_split(split: LabelledSplit) -> str:
@@ -85,39 +84,46 @@ def fingerprint_split(split: LabelledSplit) -> str:
     return split_fingerprint(split.dataset["text"], split.dataset["label"], split.label_names)
 
 
-def _recipe(kind: str, cfg: AttackConfig, synonyms: Synonyms | None):
-    compat = IntentCompatibility(cfg.min_gold_docs)
-    defining = AvoidDefiningWords(cfg.avoid_defining_words)
-    if kind == "keyword_addition":
-        transformation = KeywordInsertion(cfg.pool_size, cfg.min_z)
-        constraints = [StopwordModification(), NoDuplicateWord(), compat, defining]
-        return transformation, constraints, GreedySearch(cfg.max_insertions)
-    transformation = KeywordSwap(synonyms)
+KeywordRecipe = tuple  # (transformation, constraints, search)
+KEYWORD_ATTACKS: Registry[KeywordRecipe] = Registry("keyword attack")
+
+
+@KEYWORD_ATTACKS.register("keyword_addition")
+def _keyword_addition(cfg: "AttackConfig", synonyms: Synonyms | None) -> KeywordRecipe:
+    constraints = [StopwordModification(), NoDuplicateWord(), IntentCompatibility(cfg.min_gold_docs),
+                   AvoidDefiningWords(cfg.avoid_defining_words)]
+    return KeywordInsertion(cfg.pool_size, cfg.min_z), constraints, GreedySearch(cfg.max_insertions)
+
+
+@KEYWORD_ATTACKS.register("keyword_replacement")
+def _keyword_replacement(cfg: "AttackConfig", synonyms: Synonyms | None) -> KeywordRecipe:
+    if synonyms is None:
+        raise ValueError("keyword_replacement needs a synonym table")
     constraints = [
         RepeatModification(),
         StopwordModification(),
         NoDuplicateWord(),
-        compat,
-        defining,
+        NoNegationSwap(),  # an embedding neighbour may be an antonym: "incorrect" -> "correct"
+        IntentCompatibility(cfg.min_gold_docs),
+        AvoidDefiningWords(cfg.avoid_defining_words),
         PreserveGoldEvidence(cfg.preserve_top_evidence),
         MaxModificationRate(cfg.max_modification_rate),
     ]
-    return transformation, constraints, GreedySearch(cfg.max_replacements)
+    return KeywordSwap(synonyms), constraints, GreedySearch(cfg.max_replacements)
+
+
+ATTACKS = KEYWORD_ATTACKS.names()
 
 
 def attack_split(
     test: LabelledSplit, lexicon: Lexicon, kind: str, cfg: AttackConfig, synonyms: Synonyms | None = None
 ) -> datasets.Dataset:
     """Attack every test example with one recipe; deterministic given ``cfg.seed``."""
-    if kind not in ATTACKS:
-        raise ValueError(f"unknown attack {kind!r}; choose from {list(ATTACKS)}")
-    if kind == "keyword_replacement" and synonyms is None:
-        raise ValueError("keyword_replacement needs a synonym table")
     if lexicon.label_names != list(test.label_names):
         raise AttackFileError("the training lexicon and the test split have different label lists")
-    transformation, constraints, search = _recipe(kind, cfg, synonyms)
+    transformation, constraints, search = KEYWORD_ATTACKS.build(kind, cfg, synonyms)
     goal = LogOddsGoal()
-    kind_id = ATTACKS.index(kind)
+    kind_id = KEYWORD_ATTACKS.names().index(kind)
     rows: dict[str, list] = {k: [] for k in ("id", "text", "original_text", "label", "target_label", "changed", "edits", "goal_gain")}
     for i, ex in enumerate(tqdm(test.dataset, desc=kind, leave=False)):
         # One generator per (seed, attack, example): results do not depend on order or batching.

@@ -22,6 +22,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from eg_train.evaluation.attacks.lexicon import Lexicon, content_word, normalise_word
+from eg_train.evaluation.attacks.negation import flips_meaning
 from eg_train.foundation.words import split_words
 
 
@@ -75,6 +76,22 @@ class TextState:
             words=self.words[:position] + (word,) + self.words[position:],
             flags=self.flags[:position] + ("+",) + self.flags[position:],
             edits=self.edits + (Edit("insert", position, None, word),),
+        )
+
+    def delete_word(self, index: int) -> "TextState":
+        """Remove word ``index`` and one of the gaps around it (used to rank word importance)."""
+        n = len(self.words)
+        if not 0 <= index < n:
+            raise IndexError(f"delete index {index} outside [0, {n})")
+        left, right = self.gaps[index], self.gaps[index + 1]
+        # Keep the punctuation of both gaps but not two runs of spaces.
+        merged = left + right.lstrip() if left.strip() == "" or right.strip() == "" else left + right
+        return replace(
+            self,
+            gaps=self.gaps[:index] + (merged,) + self.gaps[index + 2 :],
+            words=self.words[:index] + self.words[index + 1 :],
+            flags=self.flags[:index] + self.flags[index + 1 :],
+            edits=self.edits + (Edit("delete", index, self.words[index], ""),),
         )
 
     def replace_word(self, index: int, word: str) -> "TextState":
@@ -155,6 +172,14 @@ class NoDuplicateWord:
 
     def allows(self, state, cand, ctx) -> bool:
         return normalise_word(cand.word) not in {normalise_word(w) for w in state.words}
+
+
+class NoNegationSwap:
+    """A replacement never negates the word or swaps it for an antonym (``incorrect`` -> ``correct``):
+    that would flip the request's meaning, not disguise it (:func:`.negation.flips_meaning`)."""
+
+    def allows(self, state, cand, ctx) -> bool:
+        return cand.op != "replace" or not flips_meaning(state.words[cand.index], cand.word)
 
 
 @dataclass
