@@ -2,7 +2,9 @@
 
 A method takes a :class:`PriorBatch` and returns one :class:`PriorResult` per example: a score
 per word of ``split_words(text)``. A new method is one new module that subclasses
-:class:`PriorMethod` and registers itself with :func:`register_prior`.
+:class:`PriorMethod`, registers itself with :func:`register_prior` and builds itself from the
+configuration in :meth:`PriorMethod.from_config` (``priors.methods.build_from_config``). This
+module imports no method: the registry is filled by importing ``priors.methods``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class PriorResult:
     queries: int
     proxy_queries: int = 0
     focus_words: int = -1  # words inside the focus mask; -1 when no focus stage ran
+    truncated_words: int = 0  # words past the LLM's text budget (scored 0, not attributed)
 
 
 class PriorMethod(ABC):
@@ -60,6 +63,11 @@ class PriorMethod(ABC):
     def config(self) -> dict[str, Any]:
         """Everything that changes the scores (model id, prompt, n, λ, seed…), JSON-serialisable."""
 
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: BuildContext) -> PriorMethod:
+        """Build the method from the stage configuration (override for methods with options)."""
+        return cls()
+
     @property
     def model_id(self) -> str:
         return str(self.config().get("model", ""))
@@ -73,7 +81,7 @@ PRIOR_REGISTRY: dict[str, type[PriorMethod]] = {}
 
 
 def register_prior(name: str) -> Callable[[type[PriorMethod]], type[PriorMethod]]:
-    """Class decorator: make a method available as ``build_prior(name, ...)``."""
+    """Class decorator: make a method available by name (``priors.methods.build_prior``)."""
 
     def wrap(cls: type[PriorMethod]) -> type[PriorMethod]:
         if name in PRIOR_REGISTRY:
@@ -85,10 +93,24 @@ def register_prior(name: str) -> Callable[[type[PriorMethod]], type[PriorMethod]
     return wrap
 
 
-def build_prior(name: str, **kwargs: Any) -> PriorMethod:
-    """Instantiate a registered prior method."""
-    import priors.methods  # noqa: F401  (registers the built-in methods)
+@dataclass
+class BuildContext:
+    """What :meth:`PriorMethod.from_config` builds a method from.
 
-    if name not in PRIOR_REGISTRY:
-        raise KeyError(f"unknown prior method {name!r}; registered: {sorted(PRIOR_REGISTRY)}")
-    return PRIOR_REGISTRY[name](**kwargs)
+    ``cfg`` is the :class:`priors.config.PriorsConfig` (typed loosely: this module must not
+    import the configuration, which imports the methods). ``factories`` make the resources
+    methods share (``llm``: ``(model, tokenizer)``, ``focus``: the Focus-LIME selector or None,
+    ``examples``: the split being attributed); :meth:`get` makes each at most once, so the LLM
+    is loaded once for LIME and CAP."""
+
+    cfg: Any
+    label_names: list[str]
+    factories: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    _made: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def get(self, name: str) -> Any:
+        if name not in self._made:
+            if name not in self.factories:
+                raise KeyError(f"no {name!r} in the build context; available: {sorted(self.factories)}")
+            self._made[name] = self.factories[name]()
+        return self._made[name]

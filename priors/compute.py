@@ -36,6 +36,7 @@ class ComputeSummary:
     skipped_invalid: list[str] = field(default_factory=list)
     queries: int = 0
     proxy_queries: int = 0
+    truncated: int = 0  # examples attributed over the words that fit the LLM's text budget only
     seconds: float = 0.0
 
     @property
@@ -102,6 +103,7 @@ def compute_priors(
             )
             summary.queries += int(res.queries)
             summary.proxy_queries += int(res.proxy_queries)
+            summary.truncated += int(res.truncated_words > 0)
         if records:
             cache.append(records, method.name, chash, rank=rank)
         summary.computed += len(records)
@@ -111,4 +113,9 @@ def compute_priors(
     bar.close()
     for msg in summary.skipped_invalid:
         log.warning("skipped: %s", msg)
+    if summary.truncated:
+        log.warning(
+            "%s: %d of %d examples were longer than the LLM's text budget and were attributed over "
+            "their leading words only (the rest score 0)", method.name, summary.truncated, summary.computed,
+        )
     return summary

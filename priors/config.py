@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from eg_train.foundation.data.source import DataSpec, LabelledSplit, load_split
 from eg_train.foundation.data.fewshot import sample_k_per_class
-from priors.base import PriorMethod, build_prior
+from priors.base import BuildContext, PriorMethod
 from priors.focus import FocusConfig
-from priors.prompts import DEFAULT_INSTRUCTION, class_aware_template, plain_template
+from priors.prompts import DEFAULT_INSTRUCTION, plain_template
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,22 @@ class PriorsConfig:
     ridge_lambda: float = 1.0
     kernel_width: float = 0.25
     seed: int = 0
-    renormalise: bool = False
-    max_text_tokens: int = 512
-    scorer_batch_size: int = 64
+    renormalise: bool = False  # legacy spelling of contrast: full
+    # Scoring (priors/SCORING.md). contrast: none (raw log p) | full (renormalised over all
+    # labels) | top_m (over the gold label and the contrast_m labels the LLM finds most
+    # confusable on the unmasked text); calibrate: subtract the content-free label bias first.
+    contrast: str = "none"
+    contrast_m: int = 8
+    calibrate: bool = False
+    cap_transform: str = "auto"  # auto | neg_inv_log | inv_one_minus_log | log_p
+    # Labelled demonstrations in CAP's prompt: per class, in demonstration_sets fixed sets; an
+    # example is scored under a set drawn without it (priors/demonstrations.py). 0 = none.
+    demonstrations_per_class: int = 0
+    demonstration_sets: int = 2
+    demonstration_seed: int = 0
+    max_text_tokens: int = 512  # the LLM's text budget: longer texts are attributed over the words that fit
+    scorer_batch_size: int = 64  # rows per LLM forward at most
+    scorer_batch_tokens: int = 4096  # padded tokens per LLM forward at most (bounds memory for long rows)
     slm_checkpoint: str | None = None  # CE-trained classifier for the IG prior
     ig_steps: int = 50
     device: str = "cpu"  # where the IG prior's classifier runs: cpu | cuda | cuda:N
@@ -58,37 +71,31 @@ def load_examples(cfg: PriorsConfig) -> LabelledSplit:
     return split
 
 
-def build_methods(cfg: PriorsConfig, label_names: list[str]) -> list[PriorMethod]:
-    """Instantiate the configured methods (the LLM is loaded once and shared)."""
-    from eg_train.foundation.models import load_causal_lm, load_sequence_classifier
-    from priors.scorer import LabelScorer
+def build_methods(cfg: PriorsConfig, label_names: list[str], examples: LabelledSplit | None = None) -> list[PriorMethod]:
+    """Build the configured methods through the prior registry (each method's ``from_config``).
 
-    methods: list[PriorMethod] = []
-    llm = None
-    common = dict(n_samples=cfg.n_samples, ridge_lambda=cfg.ridge_lambda, seed=cfg.seed, model_id=cfg.llm)
-    focus = build_focus(cfg, label_names) if any(m in ("lime", "cap") for m in cfg.methods) else None
-    for name in cfg.methods:
-        if name in ("lime", "cap"):
-            if llm is None:
-                llm = load_causal_lm(cfg.llm)
-            template = plain_template() if name == "lime" else class_aware_template(label_names, cfg.instruction)
-            scorer = LabelScorer(
-                *llm, template, label_names,
-                renormalise=cfg.renormalise, batch_size=cfg.scorer_batch_size, max_text_tokens=cfg.max_text_tokens,
-            )
-            extra = {"kernel_width": cfg.kernel_width} if name == "lime" else {}
-            methods.append(build_prior(name, scorer=scorer, focus=focus, **common, **extra))
-        elif name == "ig":
-            if not cfg.slm_checkpoint:
-                raise ValueError(
-                    "the ig prior needs slm_checkpoint: a classifier fine-tuned with plain cross-entropy "
-                    "(e.g. the model/ folder of an `eg-train fit` run with prior: none)"
-                )
-            model, tok = load_sequence_classifier(cfg.slm_checkpoint, label_names)
-            methods.append(build_prior("ig", model=model, tokenizer=tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps, device=cfg.device))
-        else:
-            methods.append(build_prior(name))
-    return methods
+    Resources are made on first use and shared: the LLM is loaded once for LIME and CAP, the
+    focus selector once. ``examples`` is the split being attributed (the demonstration pool);
+    loaded with :func:`load_examples` when a method needs it and it is not given."""
+    from priors.methods import build_from_config
+
+    def llm():
+        from eg_train.foundation.device import resolve_device
+        from eg_train.foundation.models import load_causal_lm
+
+        model, tok = load_causal_lm(cfg.llm)
+        return model.to(resolve_device(cfg.device)), tok
+
+    ctx = BuildContext(
+        cfg,
+        list(label_names),
+        factories={
+            "llm": llm,
+            "focus": lambda: build_focus(cfg, label_names),
+            "examples": lambda: examples if examples is not None else load_examples(cfg),
+        },
+    )
+    return [build_from_config(name, ctx) for name in cfg.methods]
 
 
 def build_focus(cfg: PriorsConfig, label_names: list[str]):

@@ -1,48 +1,97 @@
-"""Per-example normalisation and element-wise fusion of priors (SPEC §2)."""
+"""Per-example normalisation and element-wise fusion of priors (SPEC §2).
+
+Both are registries: ``@register_normalisation("name")`` / ``@register_fusion("name")`` make a
+function available by name to :func:`normalise` / :func:`fuse` (and so to ``eg-priors fuse`` and
+the configs); nothing else needs to change to add one.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-NORMALISATIONS = ("minmax", "l1", "softmax")
-FUSIONS = ("mean", "max")
+Normalisation = Callable[[np.ndarray], np.ndarray]
+Fusion = Callable[[np.ndarray], np.ndarray]
+
+NORMALISATIONS: dict[str, Normalisation] = {}
+FUSIONS: dict[str, Fusion] = {}
+
+
+def register_normalisation(name: str) -> Callable[[Normalisation], Normalisation]:
+    """Decorator: a per-example normalisation ``float64 [d] -> [d]`` available by name."""
+
+    def wrap(fn: Normalisation) -> Normalisation:
+        if name in NORMALISATIONS:
+            raise ValueError(f"normalisation {name!r} registered twice")
+        NORMALISATIONS[name] = fn
+        return fn
+
+    return wrap
+
+
+def register_fusion(name: str) -> Callable[[Fusion], Fusion]:
+    """Decorator: a fusion ``[methods, d] -> [d]`` of normalised priors available by name."""
+
+    def wrap(fn: Fusion) -> Fusion:
+        if name in FUSIONS:
+            raise ValueError(f"fusion {name!r} registered twice")
+        FUSIONS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_normalisation("minmax")
+def _minmax(s: np.ndarray) -> np.ndarray:
+    """Map to [0, 1]; a constant vector maps to zeros."""
+    span = s.max() - s.min() if s.size else 0.0
+    return (s - s.min()) / span if span > 0 else np.zeros_like(s)
+
+
+@register_normalisation("l1")
+def _l1(s: np.ndarray) -> np.ndarray:
+    """Divide by the sum of absolute values (zeros stay zeros)."""
+    total = np.abs(s).sum()
+    return s / total if total > 0 else np.zeros_like(s)
+
+
+@register_normalisation("softmax")
+def _softmax(s: np.ndarray) -> np.ndarray:
+    """Exponentiate and sum to 1."""
+    if not s.size:
+        return s
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+@register_fusion("mean")
+def _mean(stacked: np.ndarray) -> np.ndarray:
+    return stacked.mean(axis=0)
+
+
+@register_fusion("max")
+def _max(stacked: np.ndarray) -> np.ndarray:
+    return stacked.max(axis=0)
 
 
 def normalise(scores: np.ndarray, how: str = "minmax") -> np.ndarray:
-    """Normalise one example's word scores.
-
-    ``minmax`` maps to [0, 1] (a constant vector maps to zeros), ``l1`` divides by the sum of
-    absolute values, ``softmax`` exponentiates and sums to 1.
-    """
+    """Normalise one example's word scores with the registered normalisation ``how``."""
+    if how not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {how!r}; choose from {sorted(NORMALISATIONS)}")
     s = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(s).all():
         raise ValueError(f"non-finite prior scores: {s}")
-    if how == "minmax":
-        span = s.max() - s.min() if s.size else 0.0
-        out = (s - s.min()) / span if span > 0 else np.zeros_like(s)
-    elif how == "l1":
-        total = np.abs(s).sum()
-        out = s / total if total > 0 else np.zeros_like(s)
-    elif how == "softmax":
-        e = np.exp(s - s.max()) if s.size else s
-        out = e / e.sum() if s.size else s
-    else:
-        raise ValueError(f"unknown normalisation {how!r}; choose from {NORMALISATIONS}")
-    return out.astype(np.float32)
+    return NORMALISATIONS[how](s).astype(np.float32)
 
 
 def fuse(priors: Sequence[np.ndarray], how: str = "mean", normalisation: str = "minmax") -> np.ndarray:
-    """Normalise each prior and combine them element-wise (``mean`` or ``max``)."""
+    """Normalise each prior and combine them element-wise with the registered fusion ``how``."""
     if not priors:
         raise ValueError("nothing to fuse")
+    if how not in FUSIONS:
+        raise ValueError(f"unknown fusion {how!r}; choose from {sorted(FUSIONS)}")
     lengths = {len(p) for p in priors}
     if len(lengths) != 1:
         raise ValueError(f"priors of one example have different word counts: {sorted(lengths)}")
-    stacked = np.stack([normalise(p, normalisation) for p in priors])
-    if how == "mean":
-        return stacked.mean(axis=0)
-    if how == "max":
-        return stacked.max(axis=0)
-    raise ValueError(f"unknown fusion {how!r}; choose from {FUSIONS}")
+    return FUSIONS[how](np.stack([normalise(p, normalisation) for p in priors]))

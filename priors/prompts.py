@@ -8,10 +8,13 @@ parts separately gives the same ids as tokenising the whole prompt (tested).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from eg_train.foundation.data.source import readable_label
 
+_SPACES = re.compile(r"\s+")  # a demonstration stays on one line of the prompt
 DEFAULT_INSTRUCTION = "Classify the customer's message into exactly one of the given labels."
 
 
@@ -40,7 +43,21 @@ def plain_template() -> PromptTemplate:
     return PromptTemplate(name="plain", prefix="")
 
 
-def class_aware_template(label_names: list[str], instruction: str = DEFAULT_INSTRUCTION) -> PromptTemplate:
-    """CAP prompt: instruction and the full label space before the text."""
+def class_aware_template(
+    label_names: list[str],
+    instruction: str = DEFAULT_INSTRUCTION,
+    demonstrations: Sequence[tuple[str, str]] = (),
+) -> PromptTemplate:
+    """CAP prompt: instruction and the full label space before the text.
+
+    ``demonstrations``: labelled ``(text, label name)`` pairs written after the label list and
+    before the attributed ``Text:``, in the body's own format (``Text: …`` / ``Label: …``). They
+    are part of the text-independent prefix, so their KV cache is computed once."""
     labels = ", ".join(readable_label(n) for n in label_names)
-    return PromptTemplate(name="class_aware", prefix=f"Instructions: {instruction}\nGiven Labels: {labels}\n")
+    demos = "".join(
+        f"Text: {_SPACES.sub(' ', text).strip()}\nLabel: {readable_label(label)}\n" for text, label in demonstrations
+    )
+    return PromptTemplate(
+        name="class_aware" + ("+demos" if demonstrations else ""),
+        prefix=f"Instructions: {instruction}\nGiven Labels: {labels}\n{demos}",
+    )

@@ -17,7 +17,7 @@ from eg_train.foundation.attribution.word_ig import (
 )
 from eg_train.foundation.device import resolve_device
 from eg_train.foundation.encoding import encode_texts, require_fast_tokenizer
-from priors.base import PriorBatch, PriorResult, PriorMethod, register_prior
+from priors.base import BuildContext, PriorBatch, PriorMethod, PriorResult, register_prior
 
 __all__ = ["IGPrior", "word_scores_from_tokens"]
 
@@ -74,6 +74,19 @@ class IGPrior(PriorMethod):
         self.internal_batch_size = internal_batch_size
         self.max_length = max_length
         self.batch_size = batch_size
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: BuildContext) -> IGPrior:
+        """From ``PriorsConfig``: ``slm_checkpoint``, ``ig_steps``, ``device``."""
+        from eg_train.foundation.models import load_sequence_classifier
+
+        if not cfg.slm_checkpoint:
+            raise ValueError(
+                "the ig prior needs slm_checkpoint: a classifier fine-tuned with plain cross-entropy "
+                "(e.g. the model/ folder of an `eg-train fit` run with prior: none)"
+            )
+        model, tok = load_sequence_classifier(cfg.slm_checkpoint, ctx.label_names)
+        return cls(model, tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps, device=cfg.device)
 
     def config(self) -> dict[str, Any]:
         # Not the device: scores agree across devices up to float rounding.

