@@ -48,7 +48,7 @@ class PriorsConfig:
     scorer_batch_tokens: int = 4096  # padded tokens per LLM forward at most (bounds memory for long rows)
     slm_checkpoint: str | None = None  # CE-trained classifier for the IG prior
     ig_steps: int = 50
-    device: str = "cpu"  # where the IG prior's classifier runs: cpu | cuda | cuda:N
+    device: str = "cpu"  # where the LLM and the IG prior's classifier run: cpu | cuda | cuda:N
     # Focus-LIME (long inputs): with a proxy, LIME and CAP attribute inputs longer than
     # focus.min_words inside the focus the proxy selects.
     focus_proxy: str | None = None  # classifier checkpoint (e.g. the CE model) or causal LM name
