@@ -40,6 +40,7 @@ class LineProgress(ProgressBar):
         self.every_n_steps = max(1, int(every_n_steps))
         self._enabled = True
         self._t0 = 0.0
+        self._loss_sum, self._seen = 0.0, 0
 
     def disable(self) -> None:
         self._enabled = False
@@ -49,10 +50,26 @@ class LineProgress(ProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
+        self._loss_sum, self._seen = 0.0, 0
+
+    def _step_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        # Epoch-level values on the bar belong to the previous epoch: a step line shows this epoch's
+        # running mean loss and the per-step values only.
+        out = {k: v for k, v in self.get_metrics(trainer, pl_module).items()
+               if not (k.endswith("_epoch") or k.startswith(("val_", "test_")))}
+        if self._seen:
+            out = {"train_loss (epoch so far)": self._loss_sum / self._seen, **out}
+        return out
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         n = batch_idx + 1
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            # Weighted by examples, as the epoch mean Lightning logs (the last batch may be short).
+            size = len(batch["labels"]) if isinstance(batch, dict) and "labels" in batch else 1
+            self._loss_sum += float(loss) * size
+            self._seen += size
         total = self.total_train_batches
         if not self._enabled or not trainer.is_global_zero or (n % self.every_n_steps and n != total):
             return
@@ -60,7 +77,7 @@ class LineProgress(ProgressBar):
         where = f"{n}/{int(total)} ({100 * n / total:.0f}%)" if known else str(n)
         rate = (time.perf_counter() - self._t0) / n
         log.info("epoch %d/%s step %s %.2f s/step %s", trainer.current_epoch + 1, trainer.max_epochs, where, rate,
-                 _fmt(self.get_metrics(trainer, pl_module)))
+                 _fmt(self._step_metrics(trainer, pl_module)))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._enabled and trainer.is_global_zero:
