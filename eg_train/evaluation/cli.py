@@ -1,8 +1,11 @@
 """``eg-eval``: build attack datasets, evaluate checkpoints, write reports.
 
     eg-eval attack   --data.preset banking77 --out runs/attacks/banking77 --params.seed 0
+    eg-eval model_attack --checkpoint runs/ce/model --data.preset banking77 --out runs/attacks/ce_model \\
+                     --params.recipes '[deepwordbug, pwws, textfooler]' --subset 500
     eg-eval evaluate --checkpoint runs/ce/model --data.preset banking77 \\
-                     --attacks runs/attacks/banking77 --out runs/ce/eval --method ce --seed 0
+                     --attacks runs/attacks/banking77 --out runs/ce/eval --method ce --seed 0 \\
+                     [--model_attacks '[deepwordbug, pwws]'] [--transfer runs/attacks/ce_model --subset 500]
     eg-eval report   --runs '[runs/ce/eval, runs/cap_hybrid/eval]' --out runs/report \\
                      --attacks runs/attacks/banking77
 
@@ -12,12 +15,15 @@ Every subcommand accepts ``--config file.yaml`` (jsonargparse) and ``--help``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
 from eg_train.evaluation.attacks.build import AttackConfig, AttackFileError, build_attacks, save_attacks
+from eg_train.evaluation.attacks.flags import change_note
+from eg_train.evaluation.attacks.recipes import ModelAttackConfig
 from eg_train.evaluation.evaluate import CheckpointLabelError, EvalConfig, evaluate_checkpoint
 
 log = logging.getLogger("eg_train.evaluation")
@@ -62,9 +68,78 @@ def attack(
     attacks = build_attacks(train, test, params)
     path = save_attacks(attacks, out, overwrite=overwrite)
     for name, ds in attacks.items():
-        print(f"{name}: {sum(ds['changed'])} of {len(ds)} texts changed")
+        n_changed = int(sum(ds["changed"]))
+        note = change_note(n_changed, len(ds))
+        print(f"{name}: {n_changed} of {len(ds)} texts changed" + (f"  WARNING: {note}" if note else ""))
     print(f"wrote {path}")
     return str(path)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def recipe_line(name: str, r: dict) -> str:
+    """One model-aware recipe's TextAttack summary as one line (its warning appended)."""
+    words = r["avg_perturbed_word_pct"]
+    queries = r["avg_queries"]
+    line = (f"{name}: accuracy under attack {_pct(r['accuracy_under_attack'])} (clean {_pct(r['clean_accuracy'])}), "
+            f"success rate {_pct(r['attack_success_rate'])}, skipped {r['skipped']}, "
+            f"perturbed words {'n/a' if words is None else f'{words:.1f}%'}, "
+            f"queries {'n/a' if queries is None else f'{queries:.1f}'}")
+    return line + (f"  WARNING: {r['warning']}" if r.get("warning") else "")
+
+
+def model_attack(
+    checkpoint: str,
+    data: DataSpec,
+    out: str,
+    params: ModelAttackConfig = ModelAttackConfig(),
+    split: str = "test",
+    subset: int | None = None,
+    subset_seed: int = 0,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> str:
+    """Attack a checkpoint with the model-aware recipes; save the texts (transfer texts for other models).
+
+    Args:
+        checkpoint: the victim (``save_pretrained`` folder with ``config.id2label``), e.g. the CE model.
+        data: the dataset (its label list must equal the checkpoint's).
+        out: folder to write (one split per recipe; ``eg-eval evaluate --transfer OUT`` evaluates
+            any model on exactly these texts).
+        params: recipes, query budget per example, seed, synonym source (WordNet dir), thresholds.
+        split: split to attack.
+        subset: attack a seeded random subset of the split (use the same in ``evaluate``).
+        subset_seed: seed of that subset.
+        device: where the victim runs (cpu | cuda).
+        overwrite: replace an existing ``out``.
+    """
+    from eg_train.evaluation.attacks.run_model import run_model_attacks
+    from eg_train.evaluation.evaluate import check_labels
+
+    test = subsample(load_split(data, split), subset, subset_seed)
+    check_labels(checkpoint, test)
+    res = run_model_attacks(checkpoint, test, params, out, device=device, overwrite=overwrite)
+    for name, r in res.results.items():
+        print(recipe_line(name, r.as_dict()))
+    print(f"wrote {res.path}")
+    return str(res.path)
+
+
+def summary_line(metrics: dict) -> str:
+    """The ``eg-eval evaluate`` line: clean, per-attack and faithfulness numbers, with any warning."""
+    line = f"{metrics['method']}: accuracy {100 * metrics['clean']['accuracy']:.2f}%"
+    for kind in ("attacks", "transfer"):
+        for name, a in (metrics.get(kind) or {}).items():
+            label = name if kind == "attacks" else f"transfer {name}"
+            line += f", {label} {100 * a['accuracy']:.2f}% (drop {100 * a['drop']:.2f})"
+            if a.get("warning"):
+                line += f" [WARNING: {label} {a['warning']}]"
+    if metrics["faithfulness"]:
+        f = metrics["faithfulness"]
+        line += f", comp {100 * f['comprehensiveness']:.2f}%, suff {100 * f['sufficiency']:.2f}%"
+    return line
 
 
 def evaluate(
@@ -79,6 +154,9 @@ def evaluate(
     subset: int | None = None,
     subset_seed: int = 0,
     overwrite: bool = False,
+    transfer: str | None = None,
+    model_attacks: list[str] = [],
+    attack_params: ModelAttackConfig = ModelAttackConfig(),
 ) -> str:
     """Evaluate a checkpoint on the clean and attacked test sets; write ``<out>/metrics.json``.
 
@@ -94,16 +172,18 @@ def evaluate(
         subset: evaluate a seeded random subset of the split (must match the attack file's).
         subset_seed: seed of that subset.
         overwrite: replace an existing ``metrics.json``.
+        transfer: texts generated against another model (``eg-eval model_attack`` output) to
+            evaluate this model on, for accuracy comparable across models.
+        model_attacks: model-aware recipes to run against this model (adaptive), e.g. ``[pwws]``.
+        attack_params: their settings (query budget, seed, WordNet dir, ...; ``recipes`` is ignored).
     """
     test = subsample(load_split(data, split), subset, subset_seed)
-    metrics = evaluate_checkpoint(checkpoint, test, out, attacks, method, seed, params, overwrite)
-    line = f"{metrics['method']}: accuracy {100 * metrics['clean']['accuracy']:.2f}%"
-    for name, a in metrics["attacks"].items():
-        line += f", {name} {100 * a['accuracy']:.2f}% (drop {100 * a['drop']:.2f})"
-    if metrics["faithfulness"]:
-        f = metrics["faithfulness"]
-        line += f", comp {100 * f['comprehensiveness']:.2f}%, suff {100 * f['sufficiency']:.2f}%"
-    print(line)
+    adaptive = replace(attack_params, recipes=tuple(model_attacks)) if model_attacks else None
+    metrics = evaluate_checkpoint(checkpoint, test, out, attacks, method, seed, params, overwrite,
+                                  transfer=transfer, model_attacks=adaptive)
+    print(summary_line(metrics))
+    for name, r in ((metrics.get("model_attacks") or {}).get("recipes") or {}).items():
+        print(recipe_line(name, r))
     print(f"wrote {Path(out) / 'metrics.json'}")
     return str(Path(out) / "metrics.json")
 
@@ -184,8 +264,11 @@ def main(args: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line and exit status 2 for a user error (traceback with --verbose), as every eg-* tool.
-    code = run_main(lambda a: CLI([attack, evaluate, report], args=a, as_positional=False), "eg-eval", args,
-                    user_errors=USER_ERRORS)
+    def dispatch(a: list[str]) -> int:
+        CLI([attack, model_attack, evaluate, report], args=a, as_positional=False)  # returns a path, not a status
+        return 0
+
+    code = run_main(dispatch, "eg-eval", args, user_errors=USER_ERRORS)
     if code:
         raise SystemExit(code)
 

@@ -3,9 +3,16 @@
 Output folder layout::
 
     metrics.json        accuracy / macro-F1 / confused pairs (clean and per attack), the drop from
-                        clean accuracy, comprehensiveness / sufficiency, run and dataset identity
+                        clean accuracy, comprehensiveness / sufficiency, run and dataset identity;
+                        ``model_attacks``: TextAttack's summary per model-aware recipe (adaptive:
+                        this model attacked itself); ``transfer``: accuracy on texts generated
+                        against another model (``--transfer``)
     predictions.jsonl   per test example: id, gold label, clean and attacked predictions
     attributions.jsonl  per faithfulness example: words, the model's IG word scores, target
+    model_attacks/      the adaptive attacked texts (one split per recipe; usable as transfer texts)
+
+Every attack entry carries ``warning`` (None, or a sentence when the attack changed no or very
+few texts, so that an unchanged accuracy is never read as robustness).
 
 Nothing is written before every input has been checked, and an existing ``metrics.json`` is
 never replaced unless ``overwrite`` is set.
@@ -20,17 +27,21 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from eg_train.foundation.data.source import DataError, LabelledSplit
-from eg_train.evaluation.attacks.build import fingerprint_split, load_attacks
+from eg_train.evaluation.attacks.build import attack_metadata, fingerprint_split, load_attacks
+from eg_train.evaluation.attacks.flags import change_note
 from eg_train.evaluation.attribution import encode_texts, predict_proba
 from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
 from eg_train.evaluation.metrics import accuracy, classification_metrics
 from eg_train.foundation.device import resolve_device
 from eg_train.foundation.words import split_words
+
+if TYPE_CHECKING:
+    from eg_train.evaluation.attacks.recipes import ModelAttackConfig
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +112,57 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def attacked_metrics(
+    gold: Sequence[int], clean_pred: np.ndarray, pred: np.ndarray, changed: np.ndarray, names: Sequence[str], top_pairs: int = 10
+) -> dict:
+    """Metrics on one attacked copy of the test set, next to the clean predictions."""
+    gold = np.asarray(gold)
+    clean_acc = accuracy(gold, clean_pred)
+    m = classification_metrics(gold, pred, names, top_pairs)
+    correct_clean = clean_pred == gold
+    m.update(
+        drop=clean_acc - m["accuracy"],
+        n_changed=int(changed.sum()),
+        accuracy_changed=accuracy(gold[changed], pred[changed]) if changed.any() else None,
+        clean_accuracy_changed=accuracy(gold[changed], clean_pred[changed]) if changed.any() else None,
+        # Attack success rate: of the texts the model got right, the share the attack flipped.
+        success_rate=float((correct_clean & (pred != gold)).sum() / max(1, correct_clean.sum())),
+        warning=change_note(int(changed.sum()), len(gold)),
+    )
+    return m
+
+
+def _evaluate_attack_sets(model, tokenizer, attack_sets, gold, clean_pred, names, cfg, kind: str) -> tuple[dict, dict]:
+    metrics, preds = {}, {}
+    for name, ds in attack_sets.items():
+        pred = _predict(model, tokenizer, list(ds["text"]), cfg)
+        m = attacked_metrics(gold, clean_pred, pred, np.asarray(ds["changed"], dtype=bool), names, cfg.top_pairs)
+        meta = attack_metadata(ds)
+        if meta.get("kind") == "model":  # transfer texts: say which model they were generated against
+            m.update(source_checkpoint=meta.get("source_checkpoint"), source_fingerprint=meta.get("source_fingerprint"))
+        metrics[name], preds[name] = m, pred
+        log.info("%s %s: accuracy %.4f (drop %.4f)%s", kind, name, m["accuracy"], m["drop"],
+                 f" WARNING: {m['warning']}" if m["warning"] else "")
+    return metrics, preds
+
+
+def evaluate_transfer(
+    checkpoint: str | Path, test: LabelledSplit, transfer: str | Path, config: EvalConfig | None = None
+) -> dict[str, dict]:
+    """Metrics of ``checkpoint`` on saved transfer texts (``run_model_attacks(..., out_dir=...)`` of
+    another model), one entry per recipe, without writing anything."""
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+
+    cfg = config or EvalConfig()
+    check_labels(checkpoint, test)
+    sets = load_attacks(transfer, test)
+    model, tokenizer = load_sequence_classifier(str(checkpoint))
+    model.to(resolve_device(cfg.device)).eval()
+    gold = list(test.dataset["label"])
+    clean_pred = _predict(model, tokenizer, list(test.dataset["text"]), cfg)
+    return _evaluate_attack_sets(model, tokenizer, sets, gold, clean_pred, list(test.label_names), cfg, "transfer")[0]
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     test: LabelledSplit,
@@ -110,8 +172,15 @@ def evaluate_checkpoint(
     run_seed: int | None = None,
     config: EvalConfig | None = None,
     overwrite: bool = False,
+    transfer: str | Path | None = None,
+    model_attacks: "ModelAttackConfig | None" = None,
 ) -> dict:
-    """Evaluate ``checkpoint`` on ``test`` (and the attack splits in ``attacks``); return the metrics."""
+    """Evaluate ``checkpoint`` on ``test``; return the metrics (also written to ``out_dir``).
+
+    ``attacks``: keyword attack folder (``eg-eval attack``); ``transfer``: texts generated against
+    another model (a ``model_attacks/`` folder of its evaluation); ``model_attacks``: run the
+    model-aware recipes against this checkpoint (adaptive), their texts saved under ``out_dir``.
+    """
     from eg_train.foundation.models.resolve import load_sequence_classifier
 
     cfg = config or EvalConfig()
@@ -123,6 +192,7 @@ def evaluate_checkpoint(
         raise DataError(f"{test.source}: the test split is empty; nothing to evaluate")
     check_labels(checkpoint, test)
     attack_sets = load_attacks(attacks, test) if attacks else {}
+    transfer_sets = load_attacks(transfer, test) if transfer else {}
 
     started = time.time()
     model, tokenizer = load_sequence_classifier(str(checkpoint))
@@ -133,23 +203,16 @@ def evaluate_checkpoint(
     clean = classification_metrics(gold, clean_pred, names, cfg.top_pairs)
     log.info("clean accuracy %.4f macro-F1 %.4f (n=%d)", clean["accuracy"], clean["macro_f1"], len(texts))
 
-    attack_metrics, attack_preds = {}, {}
-    for name, ds in attack_sets.items():
-        pred = _predict(model, tokenizer, ds["text"], cfg)
-        changed = np.asarray(ds["changed"], dtype=bool)
-        m = classification_metrics(gold, pred, names, cfg.top_pairs)
-        correct_clean = clean_pred == np.asarray(gold)
-        m.update(
-            drop=clean["accuracy"] - m["accuracy"],
-            n_changed=int(changed.sum()),
-            accuracy_changed=accuracy(np.asarray(gold)[changed], pred[changed]) if changed.any() else None,
-            clean_accuracy_changed=accuracy(np.asarray(gold)[changed], clean_pred[changed]) if changed.any() else None,
-            # Attack success rate: of the texts the model got right, the share the attack flipped.
-            success_rate=float((correct_clean & (pred != np.asarray(gold))).sum() / max(1, correct_clean.sum())),
-        )
-        attack_metrics[name] = m
-        attack_preds[name] = pred
-        log.info("%s: accuracy %.4f (drop %.4f)", name, m["accuracy"], m["drop"])
+    attack_metrics, attack_preds = _evaluate_attack_sets(model, tokenizer, attack_sets, gold, clean_pred, names, cfg, "attack")
+    transfer_metrics, transfer_preds = _evaluate_attack_sets(model, tokenizer, transfer_sets, gold, clean_pred, names, cfg, "transfer")
+    adaptive = None
+    if model_attacks is not None:
+        from eg_train.evaluation.attacks.run_model import run_model_attacks
+        from eg_train.evaluation.attacks.victim import VictimModel
+
+        victim = VictimModel(model, tokenizer, max_length=cfg.max_length, batch_size=model_attacks.batch_size)
+        # metrics.json is absent (checked above), so a model_attacks/ folder here is our own unfinished output.
+        adaptive = run_model_attacks(checkpoint, test, model_attacks, out / "model_attacks", overwrite=True, victim=victim).as_dict()
 
     faith = None
     faith_rows: list[dict] = []
@@ -185,6 +248,9 @@ def evaluate_checkpoint(
         "clean": clean,
         "attacks": attack_metrics,
         "attack_path": str(Path(attacks).resolve()) if attacks else None,
+        "transfer": transfer_metrics,
+        "transfer_path": str(Path(transfer).resolve()) if transfer else None,
+        "model_attacks": adaptive,
         "faithfulness": faith,
         "config": asdict(cfg),
         "seconds": round(time.time() - started, 2),
@@ -195,6 +261,7 @@ def evaluate_checkpoint(
     for i in range(len(texts)):
         row = {"id": ids[i], "label": int(gold[i]), "clean": int(clean_pred[i])}
         row.update({k: int(p[i]) for k, p in attack_preds.items()})
+        row.update({f"transfer/{k}": int(p[i]) for k, p in transfer_preds.items()})
         lines.append(json.dumps(row))
     _write_atomic(out / "predictions.jsonl", "\n".join(lines) + "\n")
     _write_atomic(out / "attributions.jsonl", "".join(json.dumps(r) + "\n" for r in faith_rows))

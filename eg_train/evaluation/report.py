@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from eg_train.evaluation.attacks.flags import change_note
+
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +69,9 @@ def run_values(run: dict) -> dict[str, float]:
     for name, a in sorted(run.get("attacks", {}).items()):
         v[f"{name}/accuracy"] = a["accuracy"]
         v[f"{name}/drop"] = a["drop"]
+    for name, a in sorted((run.get("transfer") or {}).items()):
+        v[f"transfer:{name}/accuracy"] = a["accuracy"]
+        v[f"transfer:{name}/drop"] = a["drop"]
     f = run.get("faithfulness")
     if f:
         v["comprehensiveness"] = f["comprehensiveness"]
@@ -228,21 +233,126 @@ def _highlight(original: str, attacked: str, edits: list[dict]) -> str:
     return "".join(out)
 
 
+def _metric_label(k: str) -> str:
+    if "/" in k:
+        attack, what = k.split("/", 1)
+        attack = attack.replace("transfer:", "transfer ")
+        return f"{attack.replace('_', ' ')} {'adv. acc.' if what == 'accuracy' else 'drop'}"
+    return k.replace("_", "-") if k == "macro_f1" else k
+
+
+def attack_warnings(runs: Sequence[dict]) -> dict[str, dict[str, str]]:
+    """``{method: {metric prefix: warning}}`` for every attack that changed (almost) nothing."""
+    out: dict[str, dict[str, str]] = {}
+    for r in runs:
+        for kind, prefix in (("attacks", ""), ("transfer", "transfer:")):
+            for name, a in (r.get(kind) or {}).items():
+                note = a.get("warning")
+                if note is None and "n_changed" in a and "n" in a:  # metrics written before warnings existed
+                    note = change_note(a["n_changed"], a["n"])
+                if note:
+                    out.setdefault(r["method"], {})[prefix + name] = note
+        for name, a in ((r.get("model_attacks") or {}).get("recipes") or {}).items():
+            if a.get("warning"):
+                out.setdefault(r["method"], {})["adaptive:" + name] = a["warning"]
+    return out
+
+
+def model_attack_rows(runs: Sequence[dict]) -> list[dict]:
+    """Adaptive model-aware results per (method, recipe), mean ± std over the method's runs."""
+    # (field, shown in percent from a fraction?)
+    fields = [("clean_accuracy", True), ("accuracy_under_attack", True), ("attack_success_rate", True),
+              ("avg_perturbed_word_pct", False), ("avg_queries", False), ("skipped", False)]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        for name, a in ((r.get("model_attacks") or {}).get("recipes") or {}).items():
+            groups.setdefault((r["method"], name), []).append(a)
+    rows = []
+    for (method, recipe), vals in groups.items():
+        cells = []
+        for f, percent in fields:
+            xs = np.array([v[f] for v in vals if v.get(f) is not None], dtype=float)
+            cell = (float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else 0.0, int(xs.size)) if xs.size else None
+            cells.append(_fmt(cell, percent))
+        rows.append({
+            "method": method, "recipe": recipe, "runs": len(vals), "cells": cells,
+            "warning": next((v["warning"] for v in vals if v.get("warning")), None),
+            "source": next((v.get("synonym_source") for v in vals if v.get("synonym_source")), None),
+        })
+    return rows
+
+
+def _environment():
+    """The jinja2 environment of the report templates (HTML autoescaped, markdown not)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("eg_train.evaluation", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["cell"] = lambda text: str(text).replace("|", "/").replace("\n", " ")  # markdown table cell
+    return env
+
+
+def report_context(
+    runs: Sequence[dict],
+    heatmaps: Sequence[HeatmapExample],
+    attack_pairs: Sequence[AttackPair],
+    title: str,
+    plots: dict[str, bytes],
+) -> dict:
+    """Everything both templates render (markdown and HTML read the same context)."""
+    from markupsafe import Markup
+
+    methods, metrics, table = aggregate(runs)
+    warnings = attack_warnings(runs)
+    n_runs = {m: sum(1 for r in runs if r["method"] == m) for m in methods}
+    dataset = runs[0]["dataset"]
+    rows = []
+    for m in methods:
+        cells = []
+        for k in metrics:
+            prefix = k.split("/")[0] if "/" in k else None
+            flagged = prefix is not None and prefix in warnings.get(m, {})
+            cells.append(_fmt(table[m].get(k)) + (" †" if flagged else ""))
+        rows.append({"method": m, "runs": n_runs[m], "cells": cells})
+    notes = [f"{m}, {k.replace(':', ' ')}: {w}" for m, ws in warnings.items() for k, w in ws.items()]
+    images = {name: f"data:image/png;base64,{base64.b64encode(data).decode('ascii')}" for name, data in plots.items()}
+    return {
+        "title": title,
+        "intro": (f"Test set: {dataset['source']} ({dataset['n']} examples, {dataset['num_labels']} labels, "
+                  f"fingerprint {dataset['fingerprint']}). Values in %, mean ± sample std over runs where a method has several."),
+        "header": ["method", "runs"] + [_metric_label(k) for k in metrics],
+        "rows": rows,
+        "warnings": notes,
+        "legend": ("Adv. acc.: accuracy on the attacked test set; drop: clean minus adversarial accuracy (points); "
+                   "transfer: texts generated against another model (see below). Comprehensiveness (higher is better) "
+                   "and sufficiency (lower is better): ERASER AOPC over 1/5/10/20/50 % of words."),
+        "accuracy_plot": {"path": "plots/accuracy.png", "uri": images["accuracy.png"]},
+        "confused": confused_pairs_by_method(runs),
+        "model_attack_header": ["method", "recipe", "runs", "clean acc.", "acc. under attack", "success rate",
+                                "perturbed words %", "queries", "skipped"],
+        "model_attacks": model_attack_rows(runs),
+        "heatmaps": [{"title": ex.title, "path": f"plots/heatmap_{i:02d}.png", "uri": images[f"heatmap_{i:02d}.png"]}
+                     for i, ex in enumerate(heatmaps)],
+        "heatmaps_model_only": bool(heatmaps) and all(ex.prior is None for ex in heatmaps),
+        "pairs": [{"attack": p.attack, "gold": p.gold, "target": p.target, "original": p.original, "attacked": p.attacked,
+                   "attacked_html": Markup(_highlight(p.original, p.attacked, p.edits))} for p in attack_pairs],
+        "css": Markup(CSS),
+    }
+
+
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222;line-height:1.45}
 h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em} h2{font-size:1.25em;margin-top:1.6em;color:#333}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em} th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0} mark{background:#ffd54f;padding:0 .15em}
-.note{color:#666;font-size:.88em} .pairs td{max-width:420px}
+.note{color:#666;font-size:.88em} .pairs td{max-width:420px} .warn{color:#a33;font-weight:600}
 """
-
-
-def _metric_label(k: str) -> str:
-    if "/" in k:
-        attack, what = k.split("/", 1)
-        return f"{attack.replace('_', ' ')} {'adv. acc.' if what == 'accuracy' else 'drop'}"
-    return k.replace("_", "-") if k == "macro_f1" else k
 
 
 def write_report(
@@ -253,7 +363,7 @@ def write_report(
     title: str = "eg-train evaluation report",
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and ``plots/*.png`` under ``out_dir``."""
+    """Write ``report.md``, ``report.html`` and ``plots/*.png`` under ``out_dir`` (two templates, one context)."""
     out = Path(out_dir)
     md_path, html_path = out / "report.md", out / "report.html"
     if (md_path.exists() or html_path.exists()) and not overwrite:
@@ -266,74 +376,11 @@ def write_report(
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for name, data in plots.items():
         (out / "plots" / name).write_bytes(data)
-
-    n_runs = {m: sum(1 for r in runs if r["method"] == m) for m in methods}
-    dataset = runs[0]["dataset"]
-    pairs = confused_pairs_by_method(runs)
-    md: list[str] = [f"# {title}", ""]
-    hp: list[str] = [f"<h1>{html.escape(title)}</h1>"]
-    intro = (f"Test set: {dataset['source']} ({dataset['n']} examples, {dataset['num_labels']} labels, "
-             f"fingerprint {dataset['fingerprint']}). Values in %, mean ± sample std over runs where a method has several.")
-    md += [intro, ""]
-    hp.append(f"<p class='note'>{html.escape(intro)}</p>")
-
-    # methods x metrics
-    header = ["method", "runs"] + [_metric_label(k) for k in metrics]
-    md += ["## Methods × metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    hp += ["<h2>Methods × metrics</h2>", "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
-    for m in methods:
-        cells = [_fmt(table[m].get(k)) for k in metrics]
-        md.append(f"| {m} | {n_runs[m]} | " + " | ".join(cells) + " |")
-        hp.append(f"<tr><td>{html.escape(m)}</td><td class='num'>{n_runs[m]}</td>" + "".join(f"<td class='num'>{c}</td>" for c in cells) + "</tr>")
-    hp.append("</table>")
-    legend = ("Adv. acc.: accuracy on the attacked test set; drop: clean minus adversarial accuracy (points). "
-              "Comprehensiveness (higher is better) and sufficiency (lower is better): ERASER AOPC over 1/5/10/20/50 % of words.")
-    md += ["", legend, "", "![clean vs adversarial accuracy](plots/accuracy.png)", ""]
-    hp += [f"<p class='note'>{html.escape(legend)}</p>", _img(plots["accuracy.png"], "clean vs adversarial accuracy")]
-
-    # confused pairs
-    note = "Errors on the clean test set, summed over the runs of each method."
-    md += ["## Most confused class pairs (clean test set)", "", note, ""]
-    hp += ["<h2>Most confused class pairs (clean test set)</h2>", f"<p class='note'>{note}</p>"]
-    for m, lst in pairs.items():
-        md += [f"**{m}**", "", "| gold | predicted | errors |", "|---|---|---|"] + [f"| {p['gold']} | {p['predicted']} | {p['count']} |" for p in lst] + [""]
-        hp.append(f"<p><b>{html.escape(m)}</b></p><table><tr><th>gold</th><th>predicted</th><th>errors</th></tr>"
-                  + "".join(f"<tr><td>{html.escape(p['gold'])}</td><td>{html.escape(p['predicted'])}</td><td class='num'>{p['count']}</td></tr>" for p in lst)
-                  + "</table>")
-
-    # heatmaps
-    if heatmaps:
-        note = ("Each row is min-max normalised over the example's words (darker = more important). "
-                "The fused prior is what explanation-guided training aligns the model's IG with.")
-        if all(ex.prior is None for ex in heatmaps):
-            note += " No prior cache was given: only the model's own IG is shown."
-        md += ["## Fused prior vs the model's own attribution", "", note, ""]
-        hp += ["<h2>Fused prior vs the model's own attribution</h2>", f"<p class='note'>{html.escape(note)}</p>"]
-        for i, ex in enumerate(heatmaps):
-            md += [f"![{ex.title}](plots/heatmap_{i:02d}.png)", ""]
-            hp.append(_img(plots[f"heatmap_{i:02d}.png"], ex.title))
-
-    # attack pairs
-    if attack_pairs:
-        note = ("Random attacked examples (seeded) for a person to judge whether the gold intent is kept; "
-                "new words are highlighted. The target is the confusable class the attack pushes towards.")
-        md += ["## Original vs attacked texts", "", note, "", "| attack | gold | target | original | attacked |", "|---|---|---|---|---|"]
-        md += [f"| {p.attack} | {p.gold} | {p.target} | {p.original.replace('|', '/')} | {p.attacked.replace('|', '/')} |" for p in attack_pairs]
-        hp += ["<h2>Original vs attacked texts</h2>", f"<p class='note'>{html.escape(note)}</p>",
-               "<table class='pairs'><tr><th>attack</th><th>gold</th><th>target</th><th>original</th><th>attacked</th></tr>"]
-        hp += [f"<tr><td>{html.escape(p.attack)}</td><td>{html.escape(p.gold)}</td><td>{html.escape(p.target)}</td>"
-               f"<td>{html.escape(p.original)}</td><td>{_highlight(p.original, p.attacked, p.edits)}</td></tr>" for p in attack_pairs]
-        hp.append("</table>")
-
-    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body>" + "\n".join(hp) + "</body></html>\n")
-    html_path.write_text(page, encoding="utf-8")
+    context = report_context(runs, heatmaps, attack_pairs, title, plots)
+    env = _environment()
+    md_path.write_text(env.get_template("report.md.j2").render(context), encoding="utf-8")
+    html_path.write_text(env.get_template("report.html.j2").render(context), encoding="utf-8")
     return {"markdown": md_path, "html": html_path, "plots": out / "plots"}
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<div><img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'></div>"
 
 
 def saved_heatmaps(run: dict, n: int = 6, seed: int = 0) -> list[HeatmapExample]:
