@@ -121,16 +121,24 @@ class TrainConfig:
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
         """Build from a LightningCLI mapping (the content of a YAML config)."""
         m = copy.deepcopy(mapping)
+        # Keys a LightningCLI-saved config also holds: accepted when unset (EGModule configures AdamW).
+        for key in ("optimizer", "lr_scheduler", "weights_only"):
+            if m.get(key, None) is not None:
+                raise ConfigError(f"{key} is not supported by the typed API (EGModule configures its optimizer)")
+            m.pop(key, None)
         _no_unknown(m, {"seed_everything", "trainer", "model", "data", "ckpt_path", "overwrite"}, "")
-        trainer = dict(m.get("trainer") or {})
+        # A saved config lists every Trainer argument; the unset ones are Lightning's defaults.
+        trainer = {k: v for k, v in dict(m.get("trainer") or {}).items() if v is not None}
         run_dir = trainer.pop("default_root_dir", None) or DEFAULT_RUN_DIR
         for key in ("logger", "callbacks"):
             if trainer.get(key) not in (None, True):
                 raise ConfigError(f"trainer.{key} is set by eg-train (the run directory layout); remove it")
             trainer.pop(key, None)
         named = {f.name for f in fields(TrainerOptions)} - {"extra"}
+        defaults = _trainer_defaults()
         trainer_opts = TrainerOptions(**{k: v for k, v in trainer.items() if k in named},
-                                      extra={k: v for k, v in trainer.items() if k not in named})
+                                      extra={k: v for k, v in trainer.items()
+                                             if k not in named and (k not in defaults or defaults[k] != v)})
         model = dict(m.get("model") or {})
         _no_unknown(model, {f.name for f in fields(ModelOptions)}, "model.")
         if isinstance(model.get("ig"), dict):
@@ -222,6 +230,13 @@ def apply_overrides(mapping: dict[str, Any], overrides: Sequence[str]) -> dict[s
             node = node[p]
         node[leaf] = value
     return out
+
+
+def _trainer_defaults() -> dict[str, Any]:
+    import lightning as L
+
+    return {k: p.default for k, p in inspect.signature(L.Trainer.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _no_unknown(mapping: dict[str, Any], known: set[str], prefix: str) -> None:

@@ -230,6 +230,11 @@ def test_readme_data_flags_work_on_eg_train(tmp_path, capsys):
     assert saved["data"]["files"] == {"train": str(path)} and saved["data"]["label_column"] == "category"
     assert saved["ckpt_path"] is None and saved["overwrite"] is False
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    # The config LightningCLI saved reads back into the typed API as what was asked for.
+    typed = TrainConfig.from_yaml(tmp_path / "run" / "config.yaml")
+    assert typed.data.sample == SampleSpec(DataSpec(preset="banking77", files={"train": str(path)}, label_column="category",
+                                                    classes=2), k_shot=2, seed=0)
+    assert typed.prior is None and typed.trainer.max_epochs == 1 and typed.trainer.extra == {}
     from eg_train.foundation.models import load_sequence_classifier
 
     model, _ = load_sequence_classifier(str(tmp_path / "run" / "model"), sorted(LABELS)[:2])  # sorted: no label list given
