@@ -13,8 +13,8 @@
     cfg = cfg.with_overrides(["--trainer.max_epochs=8"])        # CLI-spelled overrides, if you have strings
     result = fit(cfg)    # TrainResult(run_dir, model_dir, best_checkpoint, last_checkpoint, metrics, ...)
 
-``fit`` refuses a ``run_dir`` that already holds a run unless ``cfg.ckpt_path`` resumes it or
-``cfg.overwrite`` is true (:mod:`eg_train.training.rundir`). The run directory holds
+``fit`` refuses a ``run_dir`` that already holds a run unless ``cfg.ckpt_path`` resumes it (one of
+its checkpoints) or ``cfg.overwrite`` is true (:mod:`eg_train.training.rundir`). The run directory holds
 ``config.yaml`` (a LightningCLI config: ``eg-train test --config <run_dir>/config.yaml``),
 ``metrics.csv``, ``checkpoints/best.ckpt`` + ``checkpoints/last.ckpt`` and ``model/``.
 ``eg-train fit`` (:mod:`eg_train.training.cli`) builds the same module, data module, logger and
@@ -119,7 +119,7 @@ def fit(cfg: TrainConfig | str | os.PathLike | dict[str, Any], overrides: Sequen
         cfg = cfg.with_overrides(overrides)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t0 = time.perf_counter()
-    run_dir = prepare_run_dir(cfg.run_dir, resume=cfg.ckpt_path is not None, overwrite=cfg.overwrite)
+    run_dir = prepare_run_dir(cfg.run_dir, cfg.ckpt_path, overwrite=cfg.overwrite)
     # Same order as LightningCLI: seed, data module (it gives the labels), then the module.
     L.seed_everything(cfg.seed, workers=True)
     dm = EGDataModule.from_options(cfg.data, cfg.prior, model_name=cfg.model.model_name)

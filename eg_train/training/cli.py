@@ -73,7 +73,7 @@ class EGCLI(LightningCLI):
         if self.subcommand == "fit":
             # Rank 0 only: under torchrun the other ranks start while rank 0 writes the directory.
             if rank_zero_only.rank == 0:
-                prepare_run_dir(root, resume=cfg.get("ckpt_path") is not None, overwrite=bool(cfg.get("overwrite")))
+                prepare_run_dir(root, cfg.get("ckpt_path"), overwrite=bool(cfg.get("overwrite")))
         elif self.subcommand in ("validate", "test") and cfg.get("ckpt_path") is None:
             best = Path(root) / CHECKPOINT_DIR / f"{BEST_CHECKPOINT}.ckpt"
             if best.is_file():

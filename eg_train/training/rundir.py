@@ -49,15 +49,24 @@ def existing_run(run_dir: str | os.PathLike) -> list[str]:
     return [name for name in RUN_ENTRIES if (run_dir / name).exists()]
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> Path:
+def resumes(run_dir: str | os.PathLike, ckpt_path: str | os.PathLike | None) -> bool:
+    """Whether ``ckpt_path`` continues the run in ``run_dir`` (a checkpoint inside it)."""
+    if ckpt_path is None:
+        return False
+    return Path(run_dir).resolve() in Path(ckpt_path).resolve().parents
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, ckpt_path: str | os.PathLike | None = None,
+                    overwrite: bool = False) -> Path:
     """Check that ``fit`` may write into ``run_dir``; with ``overwrite`` remove the previous run.
 
     Raises :class:`RunDirExistsError` when the directory holds a run and the call neither resumes it
-    (``resume``: a ``ckpt_path`` was given) nor overwrites it.
+    (``ckpt_path`` is one of its checkpoints) nor overwrites it. Starting from another run's
+    checkpoint needs a directory of its own, like any new run.
     """
     run_dir = Path(run_dir)
     found = existing_run(run_dir)
-    if not found or resume:
+    if not found or resumes(run_dir, ckpt_path):
         return run_dir
     if not overwrite:
         last = run_dir / CHECKPOINT_DIR / "last.ckpt"

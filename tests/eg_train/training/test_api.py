@@ -163,6 +163,12 @@ def test_typed_fit_writes_a_run_the_cli_can_test(tmp_path, capsys):
 
     with pytest.raises(RunDirExistsError):
         fit(cfg)
+    # Starting from this run's checkpoint is a new run: it needs a directory of its own.
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.yaml").write_text("seed_everything: 0\n")
+    with pytest.raises(RunDirExistsError):
+        fit(TrainConfig(run_dir=str(other), ckpt_path=str(result.last_checkpoint)))
 
 
 def test_overwrite_replaces_and_ckpt_path_resumes(tmp_path):
