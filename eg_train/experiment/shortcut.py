@@ -1,0 +1,280 @@
+"""The shortcut robustness benchmark (issue 13): do explanation priors stop a model from learning a
+class-correlated artefact?
+
+    python scripts/run_shortcut.py --config configs/shortcut_banking77_5shot.yaml
+
+1. **Data.** The k-shot training sample (and ``val_per_class`` validation texts per class) of a
+   dataset get a per-class artefact (:mod:`eg_train.foundation.data.shortcut`: an ordinary
+   unrelated word or a decoy token, in ``strength`` of each class's texts); the test split comes
+   back clean, counter-shortcut (another class's artefact) and aligned (its own class's artefact).
+   Saved as a ``datasets`` dataset with its recipe and fingerprints (``<out_dir>/shortcut_data``)
+   and as JSONL files a :class:`DataSpec` loads (``<out_dir>/shortcut_files``).
+2. **Training.** :func:`eg_train.experiment.pipeline.run_pipeline` on those files, like any
+   dataset: LIME / CAP priors from the LLM on the *shortcut* training texts, the IG prior from the
+   CE model trained on them (which has learned the shortcut), CE against LIME, CAP, IG, CAP Hybrid
+   (lime+cap+ig, mean) and a hybrid without the IG prior (lime+cap), for every seed.
+3. **Evaluation.** Every trained model on the clean, counter-shortcut and aligned tests
+   (:mod:`eg_train.evaluation.shortcut`: accuracy, shortcut reliance, IG artefact share), and every
+   prior's artefact share on the training texts; ``<results>.{json,md}`` with per-seed values,
+   means and paired differences from CE (:mod:`eg_train.experiment.shortcut_results`).
+
+Every step resumes: the data is rebuilt only to check its fingerprint, the pipeline skips what
+exists, and each model's shortcut evaluation is kept in ``<out_dir>/shortcut_eval``. With
+``skip_pipeline`` the benchmark evaluates only the models already trained (results marked partial
+when some variant or seed is missing).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, sample_spec
+from eg_train.foundation.data.fewshot import sample_k_per_class
+from eg_train.foundation.data.shortcut import (
+    ShortcutConfig,
+    ShortcutFileError,
+    build_shortcut,
+    load_shortcut,
+    save_shortcut,
+    shortcut_metadata,
+    write_split_files,
+)
+from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.io import atomic_write_json
+
+log = logging.getLogger("eg_train.experiment.shortcut")
+
+
+def default_variants() -> list[TrainedVariant]:
+    """CE, the three single priors, CAP Hybrid (mean) and the hybrid without the IG prior."""
+    return [
+        TrainedVariant("ce"),
+        TrainedVariant("lime", ["lime"]),
+        TrainedVariant("cap", ["cap"]),
+        TrainedVariant("ig", ["ig"]),
+        TrainedVariant("cap_hybrid_mean", ["lime", "cap", "ig"], "mean"),
+        TrainedVariant("hybrid_no_ig_mean", ["lime", "cap"], "mean"),
+    ]
+
+
+@dataclass
+class ShortcutBenchmarkConfig:
+    """The shortcut benchmark: data recipe, the pipeline's training settings, the evaluation."""
+
+    out_dir: str = "outputs/shortcut_banking77_5shot"
+    data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))
+    dataset_name: str = "banking77"
+    k_shot: int = 5
+    sample_seed: int = 0  # the k-shot sample (and, with +1, the validation carve)
+    val_per_class: int = 2  # validation texts per class, with artefacts like the training texts
+    shortcut: ShortcutConfig = field(default_factory=lambda: ShortcutConfig(kind="word", strength=1.0))
+    test_subset: int | None = None  # seeded subset of the test split (None: all)
+    # The pipeline (eg_train.experiment.pipeline.PipelineConfig fields).
+    train_config: str = "configs/banking77_5shot.yaml"
+    # Training options merged over train_config (the pipeline's ``train`` mapping).
+    train: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    ig_prior_seed: int = 0
+    llm: str = "smollm2-135m-instruct"
+    slm: str = "all-minilm-l6-v2"
+    n_samples: int = 100
+    prior_seed: int = 0
+    variants: list[TrainedVariant] = field(default_factory=default_variants)
+    workers: int = 1
+    device: str = "cpu"
+    pipeline_test_subset: int | None = 300  # the pipeline's own clean / keyword-attack evaluation
+    faithfulness_examples: int = 50
+    eval_ig_steps: int = 16
+    # The shortcut evaluation.
+    ig_examples: int = 200  # counter-shortcut texts whose IG artefact share is measured
+    ig_steps: int = 16
+    results: str | None = "results/shortcut_banking77_5shot"
+    skip_pipeline: bool = False  # only evaluate the models that exist (partial results)
+
+
+def _paths(cfg: ShortcutBenchmarkConfig) -> dict[str, Path]:
+    out = Path(cfg.out_dir).resolve()
+    return {"out": out, "data": out / "shortcut_data", "files": out / "shortcut_files", "eval": out / "shortcut_eval",
+            "pipeline": out / "pipeline"}
+
+
+def _subset(split: LabelledSplit, size: int | None, seed: int) -> LabelledSplit:
+    if size is None or size >= len(split):
+        return split
+    import numpy as np
+
+    rows = sorted(np.random.default_rng(seed).choice(len(split), size=size, replace=False).tolist())
+    return LabelledSplit(split.dataset.select(rows), split.label_names, split.source, split.skipped)
+
+
+def build_data(cfg: ShortcutBenchmarkConfig):
+    """Build (or check and reuse) the shortcut dataset; returns ``(DatasetDict, DataSpec of its files)``."""
+    from eg_train.training.datamodule import carve_per_class
+
+    paths = _paths(cfg)
+    full = load_split(cfg.data, "train")
+    train = sample_k_per_class(full, cfg.k_shot, cfg.sample_seed)
+    try:
+        val_source = load_split(cfg.data, "validation")
+        exclude: set[str] = set()
+    except DataError:  # no validation split of its own: carve it from the unsampled training texts
+        val_source, exclude = full, set(train.dataset["id"])
+    validation, _ = carve_per_class(val_source, cfg.val_per_class, cfg.sample_seed + 1, exclude=exclude)
+    test = _subset(load_split(cfg.data, "test"), cfg.test_subset, cfg.sample_seed)
+    # An ordinary-word artefact must be (almost) absent from the whole dataset (every class), not
+    # only from the sample.
+    everything = replace(cfg.data, classes=None)
+    vocabulary = [t for split in ("train", "test") for t in load_split(everything, split).dataset["text"]]
+    if val_source is not full:
+        vocabulary += list(load_split(everything, "validation").dataset["text"])
+    built = build_shortcut(train, test, cfg.shortcut, validation=validation if len(validation) else None,
+                           vocabulary=vocabulary)
+    fp = shortcut_metadata(built["train"])["recipe_fingerprint"]
+    if paths["data"].exists():
+        try:
+            data = load_shortcut(paths["data"], recipe_fingerprint=fp)
+        except ShortcutFileError as err:
+            raise ShortcutFileError(f"{err}; {cfg.out_dir} holds another shortcut dataset: use another out_dir") from None
+    else:
+        save_shortcut(built, paths["data"])
+        data = built
+    spec = write_split_files(data, paths["files"])
+    return data, spec
+
+
+def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineConfig:
+    """The pipeline run on the shortcut files (every training text is in the k-shot sample)."""
+    return PipelineConfig(
+        out_dir=str(_paths(cfg)["pipeline"]),
+        data=spec,
+        k_shot=cfg.k_shot,  # the file holds exactly k texts per class: the sample is all of them
+        sample_seed=cfg.sample_seed,
+        train_config=cfg.train_config,
+        train=copy.deepcopy(cfg.train),
+        seeds=list(cfg.seeds),
+        llm=cfg.llm,
+        slm=cfg.slm,
+        n_samples=cfg.n_samples,
+        variants=list(cfg.variants),
+        prior_seed=cfg.prior_seed,
+        ig_prior_seed=cfg.ig_prior_seed,
+        test_subset=cfg.pipeline_test_subset,
+        faithfulness_examples=cfg.faithfulness_examples,
+        eval_ig_steps=cfg.eval_ig_steps,
+        workers=cfg.workers,
+        device=cfg.device,
+        results=None,
+        name="shortcut",
+    )
+
+
+def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
+    """Shortcut metrics of every trained model (cached per model); missing models are skipped."""
+    from eg_train.evaluation.shortcut import evaluate_shortcut_model
+
+    paths = _paths(cfg)
+    out: dict[str, dict[int, dict]] = {}
+    for v in cfg.variants:
+        for s in cfg.seeds:
+            model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
+            target = paths["eval"] / f"{v.name}-seed{s}.json"
+            if target.is_file():
+                out.setdefault(v.name, {})[s] = json.loads(target.read_text())
+                continue
+            if not (model / "config.json").is_file():
+                continue
+            t = time.perf_counter()
+            m = evaluate_shortcut_model(model, data, ig_examples=cfg.ig_examples, ig_steps=cfg.ig_steps, seed=0,
+                                        device=cfg.device)
+            atomic_write_json(target, m)
+            timings[f"shortcut_eval_{v.name}_seed{s}_s"] = round(time.perf_counter() - t, 1)
+            out.setdefault(v.name, {})[s] = m
+            log.info("%s seed %d: %s", v.name, s, {k: m[k] for k in ("clean_accuracy", "counter_accuracy", "shortcut_reliance")})
+    return out
+
+
+def _prior_mass(cfg: ShortcutBenchmarkConfig, data, spec: DataSpec) -> dict[str, dict]:
+    """Artefact share of every single prior and every fused prior the variants train on."""
+    from eg_train.evaluation.shortcut import prior_artefact_mass
+
+    cache = _paths(cfg)["pipeline"] / "prior_cache"
+    if not (cache / "parts").is_dir():
+        return {}
+    split = sample_spec(pipeline_config(cfg, spec)).load()  # the examples the priors were computed for
+    if split.dataset["text"] != data["train"]["text"]:
+        raise ShortcutFileError(f"{spec.files['train']} no longer matches {_paths(cfg)['data']}; rebuild both")
+    from priors.cache import PriorCache
+
+    available = {m for m in ("lime", "cap", "ig") if PriorCache(cache).config_hashes(m)}
+    wanted: dict[str, tuple[list[str], str]] = {m: ([m], "mean") for m in sorted(available)}
+    for v in cfg.variants:
+        if len(v.priors) > 1 and set(v.priors) <= available:
+            wanted[f"{'+'.join(v.priors)} ({v.fusion})"] = (list(v.priors), v.fusion)
+    out = {}
+    for name, (methods, fusion) in wanted.items():
+        out.update(prior_artefact_mass(cache, split, data["train"]["artefact_positions"], {name: methods}, fusion=fusion))
+    return out
+
+
+def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts/run_shortcut.py") -> dict:
+    """Build the data, run the pipeline (unless ``skip_pipeline``), evaluate, write the results."""
+    from eg_train.experiment.pipeline import run_pipeline
+    from eg_train.experiment.shortcut_results import collect, write_results
+
+    started = time.perf_counter()
+    paths = _paths(cfg)
+    paths["out"].mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    data, spec = build_data(cfg)
+    timings["build_data_s"] = round(time.perf_counter() - t, 1)
+    atomic_write_json(paths["out"] / "shortcut_benchmark.json", json.loads(json.dumps(asdict(cfg))))
+    if not cfg.skip_pipeline:
+        t = time.perf_counter()
+        run_pipeline(pipeline_config(cfg, spec), command=command)
+        timings["pipeline_s"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    models = _evaluate_models(cfg, data, timings)
+    priors = _prior_mass(cfg, data, spec)
+    timings["shortcut_eval_s"] = round(time.perf_counter() - t, 1)
+    timings["total_s"] = round(time.perf_counter() - started, 1)
+    pipeline_timings = paths["pipeline"] / "timings.json"
+    res = collect(cfg, data, models, priors, timings,
+                  json.loads(pipeline_timings.read_text()) if pipeline_timings.is_file() else {}, command)
+    atomic_write_json(paths["out"] / "shortcut_summary.json", res)
+    if cfg.results:
+        write_results(cfg.results, res)
+    return res
+
+
+def parse_config(argv: list[str]) -> ShortcutBenchmarkConfig:
+    """``ShortcutBenchmarkConfig`` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="run_shortcut.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_class_arguments(ShortcutBenchmarkConfig, None, as_group=False)
+    d = parser.instantiate_classes(parser.parse_args(argv)).as_dict()
+    d.pop("config", None)
+    data, shortcut = d.pop("data"), d.pop("shortcut")
+    variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants")]
+    return ShortcutBenchmarkConfig(
+        data=data if isinstance(data, DataSpec) else DataSpec(**data),
+        shortcut=shortcut if isinstance(shortcut, ShortcutConfig) else ShortcutConfig(**shortcut),
+        variants=variants, **d,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    res = run_shortcut_benchmark(parse_config(argv), command=" ".join(["python scripts/run_shortcut.py", *argv]))
+    print(json.dumps({k: res[k] for k in ("partial", "missing", "results") if k in res}, indent=2))
+    return res

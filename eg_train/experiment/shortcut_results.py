@@ -1,0 +1,218 @@
+"""Results of the shortcut benchmark as ``<prefix>.json`` and ``<prefix>.md``.
+
+Per model variant: the per-seed values of clean / counter-shortcut / aligned accuracy, shortcut
+reliance and IG artefact share, their mean ± sample std, and the difference from CE paired by seed
+with a 95 % Student-t interval (``mean ± t_{0.975, n-1} · sd / sqrt(n)``; with 3 seeds a bootstrap
+has only 10 distinct resamples, so the t interval is the honest choice). Per prior: its artefact
+share on the training texts. The issue's targets are checked for the variant with the lowest
+reliance. A hand-written analysis between ``<!-- analysis -->`` and ``<!-- /analysis -->`` in an
+existing ``<prefix>.md`` is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eg_train.foundation.data.shortcut import shortcut_metadata
+from eg_train.foundation.io import atomic_write_json, atomic_write_text
+
+METRICS = ["clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs", "ig_top1"]
+_ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
+# Two-sided 95 % Student-t quantiles t_{0.975, df} (checked against scipy in the tests).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (a table: between entries
+    the next smaller df's, so never narrower than exact; beyond 120 the df-120 value, within 0.02)."""
+    if df < 1:
+        raise ValueError("a t interval needs at least 2 paired values")
+    return _T975[max(k for k in _T975 if k <= df)]  # the nearest smaller df: a wider interval
+
+
+def stats(xs: list[float]) -> dict[str, Any]:
+    """Mean, sample std, n and the values."""
+    a = np.asarray(xs, dtype=float)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size), "values": a.tolist()}
+
+
+def paired(xs: list[float], base: list[float]) -> dict[str, Any]:
+    """``xs - base`` paired: stats plus the 95 % t interval of the mean (None with one pair)."""
+    d = stats([x - b for x, b in zip(xs, base)])
+    if d["n"] > 1:
+        half = t975(d["n"] - 1) * d["std"] / math.sqrt(d["n"])
+        d["ci95"] = [d["mean"] - half, d["mean"] + half]
+    else:
+        d["ci95"] = None
+    return d
+
+
+def _targets(models: dict[str, Any], n_seeds: int) -> dict[str, Any] | None:
+    """The issue's targets for the prior variant with the lowest mean reliance (all seeds run)."""
+    ce = models.get("ce")
+    done = {k: v for k, v in models.items() if k != "ce" and len(v["seeds"]) == n_seeds and "shortcut_reliance" in v["metrics"]}
+    if not ce or not done or len(ce["seeds"]) != n_seeds:
+        return None
+    best = min(done, key=lambda k: done[k]["metrics"]["shortcut_reliance"]["mean"])
+    row, base = done[best], ce["metrics"]
+    rel = row["metrics"]["shortcut_reliance"]["mean"] / max(base["shortcut_reliance"]["mean"], 1e-12)
+    gain = row["vs_ce"]["counter_accuracy"]["mean"]
+    clean = row["vs_ce"]["clean_accuracy"]["mean"]
+    return {
+        "best_variant": best,
+        "reliance_ratio": rel, "halves_reliance": rel <= 0.5,
+        "counter_gain": gain, "gains_10_points": gain >= 0.10,
+        "clean_delta": clean, "clean_within_1_point": clean >= -0.01,
+        "met": rel <= 0.5 and gain >= 0.10 and clean >= -0.01,
+    }
+
+
+def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dict], timings: dict[str, float],
+            pipeline_timings: dict[str, float], command: str) -> dict[str, Any]:
+    """The results dictionary (fractions for metrics, seconds for times)."""
+    import torch
+
+    meta = shortcut_metadata(data["train"])
+    base = models.get("ce", {})
+    out_models: dict[str, Any] = {}
+    for v in cfg.variants:
+        per_seed = models.get(v.name, {})
+        seeds = sorted(per_seed)
+        if not seeds:
+            continue
+        row: dict[str, Any] = {"priors": list(v.priors), "fusion": v.fusion, "train": v.train,
+                               "seeds": seeds, "per_seed": {str(s): per_seed[s] for s in seeds},
+                               "metrics": {}, "vs_ce": {}}
+        for k in METRICS:
+            have = [s for s in seeds if k in per_seed[s]]
+            if have:
+                row["metrics"][k] = stats([per_seed[s][k] for s in have])
+            both = [s for s in have if s in base and k in base[s]]
+            if both and v.name != "ce":
+                row["vs_ce"][k] = {**paired([per_seed[s][k] for s in both], [base[s][k] for s in both]), "seeds": both}
+        out_models[v.name] = row
+    missing = [f"{v.name}-seed{s}" for v in cfg.variants for s in cfg.seeds if s not in models.get(v.name, {})]
+    sizes = {name: {"n": len(ds), "with_artefact": shortcut_metadata(ds)["n_with_artefact"]} for name, ds in data.items()}
+    return {
+        "dataset": cfg.dataset_name,
+        "k_shot": cfg.k_shot,
+        "shortcut": {"recipe": meta["recipe"], "recipe_fingerprint": meta["recipe_fingerprint"],
+                     "artefacts": dict(zip(meta["label_names"], meta["artefacts"])), "sources": meta["sources"],
+                     "splits": sizes},
+        "settings": {"seeds": list(cfg.seeds), "n_samples": cfg.n_samples, "llm": cfg.llm, "slm": cfg.slm,
+                     "train_config": cfg.train_config, "train": cfg.train,
+                     "ig_examples": cfg.ig_examples, "ig_steps": cfg.ig_steps},
+        "partial": bool(missing),
+        "missing": missing,
+        "models": out_models,
+        "priors": priors,
+        "targets": _targets(out_models, len(cfg.seeds)),
+        "timings": timings,
+        "pipeline_timings": pipeline_timings,
+        "command": command,
+        "results": cfg.results,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "python": platform.python_version(), "platform": platform.platform()},
+    }
+
+
+def _pct(stat: dict | None, signed: bool = False) -> str:
+    if not stat:
+        return "–"
+    fmt = "+.1f" if signed else ".1f"
+    s = f"{100 * stat['mean']:{fmt}}"
+    if signed and stat.get("ci95"):
+        lo, hi = stat["ci95"]
+        return s + f" [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return s + (f" ± {100 * stat['std']:.1f}" if stat["n"] > 1 else "")
+
+
+def _minutes(pt: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in pt.items() if k.startswith(prefix)) / 60
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """The results file: setup, models, paired differences, per-seed values, priors, targets, time."""
+    sc = res["shortcut"]
+    recipe = sc["recipe"]
+    arts = list(sc["artefacts"].items())
+    lines = [f"# Shortcut robustness: {res['dataset']} {res['k_shot']}-shot", "", f"Produced by `{res['command']}`.", ""]
+    if res["partial"]:
+        lines += [f"**PARTIAL RESULTS**: {len(res['missing'])} trained models are missing "
+                  f"({', '.join(res['missing'])}); rerun the command to complete them.", ""]
+    splits = sc["splits"]
+    lines += [
+        f"Artefact: **{recipe['kind']}** (one per class), in {100 * recipe['strength']:.0f} % of each class's training "
+        f"and validation texts (rest: {recipe['rest']}), seed {recipe['seed']}; e.g. "
+        + ", ".join(f"`{c}` → `{a}`" for c, a in arts[:4]) + f" (recipe fingerprint {sc['recipe_fingerprint']}).",
+        f"Training texts {splits['train']['n']} ({splits['train']['with_artefact']} with the artefact); test texts "
+        f"{splits['test_clean']['n']} each: clean, counter-shortcut (another class's artefact) and aligned (its own).",
+        f"Priors: {res['settings']['llm']} (n = {res['settings']['n_samples']}); model {res['settings']['slm']}; "
+        f"training options over `{res['settings']['train_config']}`: `{json.dumps(res['settings']['train'])}`.",
+        "",
+        "Values in %, mean ± sample std over seeds. Reliance: share of counter-shortcut predictions that are the "
+        f"artefact's class (chance {100 / max(1, len(arts)):.1f} %). IG share: share of |IG| (towards the predicted "
+        f"class) on the artefact word, {res['settings']['ig_examples']} counter-shortcut texts.",
+        "",
+        "| model | clean acc. | counter-shortcut acc. | aligned acc. | reliance ↓ | IG share on artefact ↓ | IG top-1 on artefact | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in res["models"].items():
+        m = row["metrics"]
+        lines.append(f"| {name} | " + " | ".join(_pct(m.get(k)) for k in METRICS) + f" | {len(row['seeds'])} |")
+    lines += ["", "Difference from CE, paired by seed (points; 95 % t interval over seeds in brackets):", "",
+              "| model | clean acc. | counter-shortcut acc. | reliance | IG share |", "|---|---|---|---|---|"]
+    for name, row in res["models"].items():
+        if name != "ce" and row["vs_ce"]:
+            d = row["vs_ce"]
+            lines.append(f"| {name} | " + " | ".join(_pct(d.get(k), signed=True) for k in
+                                                     ("clean_accuracy", "counter_accuracy", "shortcut_reliance", "ig_share_abs")) + " |")
+    lines += ["", "Per seed:", "", "| model | seed | clean | counter | aligned | reliance | IG share |", "|---|---|---|---|---|---|---|"]
+    for name, row in res["models"].items():
+        for s, m in row["per_seed"].items():
+            cells = [f"{100 * m[k]:.1f}" if k in m else "–" for k in METRICS[:5]]
+            lines.append(f"| {name} | {s} | " + " | ".join(cells) + " |")
+    if res["priors"]:
+        lines += ["", "Prior mass on the artefact (training texts that carry it). |score|: share of absolute scores; "
+                  "min-max: share after the per-text min-max normalisation the alignment loss uses (its target); "
+                  "uniform: the share of a flat attribution.", "",
+                  "| prior | texts | share, \\|score\\| | share, min-max (target) | top-1 | uniform |", "|---|---|---|---|---|---|"]
+        for name, p in res["priors"].items():
+            lines.append(f"| {name} | {p['n']} | {100 * p['share_abs']:.1f} | {100 * p['share_minmax']:.1f} | "
+                         f"{100 * p['top1']:.1f} | {100 * p['uniform']:.1f} |")
+    t = res["targets"]
+    if t:
+        lines += ["", f"Targets (best variant by reliance: **{t['best_variant']}**): reliance {100 * t['reliance_ratio']:.0f} % of CE's "
+                  f"(halved: {'yes' if t['halves_reliance'] else 'no'}); counter-shortcut accuracy {100 * t['counter_gain']:+.1f} points "
+                  f"(≥ +10: {'yes' if t['gains_10_points'] else 'no'}); clean accuracy {100 * t['clean_delta']:+.1f} points "
+                  f"(within 1: {'yes' if t['clean_within_1_point'] else 'no'})."]
+    pt = res["pipeline_timings"]
+    if pt or res["timings"].get("total_s"):
+        lines += ["", f"Time: this command **{res['timings'].get('total_s', 0) / 60:.1f} min** (pipeline "
+                  f"{res['timings'].get('pipeline_s', 0) / 60:.1f} min, shortcut evaluation {res['timings'].get('shortcut_eval_s', 0) / 60:.1f} min); "
+                  f"pipeline step times summed: LLM priors {_minutes(pt, 'priors_lime') + _minutes(pt, 'priors_cap'):.1f} min, IG prior "
+                  f"{_minutes(pt, 'priors_ig'):.1f} min, training {_minutes(pt, 'train_'):.1f} min, pipeline evaluation {_minutes(pt, 'eval_'):.1f} min "
+                  f"(machine: {res['machine']['cpus']} CPUs)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(prefix: str | Path, res: dict[str, Any]) -> None:
+    """Write ``<prefix>.json`` and ``<prefix>.md``, keeping a hand-written analysis block."""
+    prefix = Path(prefix)
+    atomic_write_json(prefix.with_suffix(".json"), res)
+    md_path = prefix.with_suffix(".md")
+    old = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    kept = _ANALYSIS.search(old)
+    md = render_markdown(res) + "\n" + (kept.group(0) if kept else "<!-- analysis -->\n<!-- /analysis -->") + "\n"
+    atomic_write_text(md_path, md)

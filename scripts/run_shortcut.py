@@ -1,0 +1,17 @@
+"""The shortcut robustness benchmark (issue 13): shortcut data, the pipeline on it (CE vs LIME, CAP,
+IG, CAP Hybrid and a hybrid without the IG prior, 3 seeds), shortcut metrics of every model and prior,
+results in results/shortcut_<dataset>_5shot.{md,json}:
+
+    python scripts/run_shortcut.py --config configs/shortcut_banking77_5shot.yaml
+    python scripts/run_shortcut.py --config configs/shortcut_clinc150_5shot.yaml
+    python scripts/run_shortcut.py --config ... --skip_pipeline true    # evaluate the models trained so far
+
+Steps whose outputs exist are skipped (resume).
+"""
+
+import sys
+
+from eg_train.experiment.shortcut import main
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["--config", "configs/shortcut_banking77_5shot.yaml"])

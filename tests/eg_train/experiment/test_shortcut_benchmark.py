@@ -1,0 +1,142 @@
+"""The shortcut benchmark (eg_train.experiment.shortcut): data through the pipeline's own sample,
+results arithmetic, shipped configs, and one tiny end-to-end run on the real embedded models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eg_train.experiment.pipeline import TrainedVariant, sample_spec
+from eg_train.experiment.shortcut import (
+    ShortcutBenchmarkConfig,
+    build_data,
+    parse_config,
+    pipeline_config,
+    run_shortcut_benchmark,
+)
+from eg_train.experiment.shortcut_results import collect, paired, render_markdown, t975, write_results
+from eg_train.foundation.data import DataSpec
+from eg_train.foundation.data.shortcut import ShortcutConfig, ShortcutFileError, shortcut_metadata
+from eg_train.foundation.words import split_words
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_t_quantiles_match_scipy_and_are_conservative():
+    from scipy.stats import t
+
+    for df in list(range(1, 130)) + [500, 10_000]:
+        ref = t.ppf(0.975, df)
+        assert ref - 1e-3 <= t975(df) <= ref + 0.03, df  # never narrower than the exact interval
+        if df in (1, 2, 3, 4, 5, 10, 20, 30, 60, 120):
+            assert t975(df) == pytest.approx(ref, abs=1e-3)
+
+
+def test_paired_difference_and_interval_known_answer():
+    d = paired([0.5, 0.7, 0.6], [0.4, 0.5, 0.6])  # differences 0.1, 0.2, 0.0
+    assert d["mean"] == pytest.approx(0.1) and d["std"] == pytest.approx(0.1)
+    half = 4.303 * 0.1 / 3 ** 0.5
+    assert d["ci95"] == pytest.approx([0.1 - half, 0.1 + half])
+    assert paired([0.5], [0.4])["ci95"] is None
+
+
+def _cfg(tmp_path, tiny_spec, **kw) -> ShortcutBenchmarkConfig:
+    base = dict(
+        out_dir=str(tmp_path / "out"), data=DataSpec(**tiny_spec), dataset_name="tiny", k_shot=2, val_per_class=1,
+        shortcut=ShortcutConfig(kind="decoy", strength=1.0, seed=0),
+        train={"trainer": {"max_epochs": 1, "enable_progress_bar": False}, "data": {"batch_size": 3},
+               "model": {"ig": {"calibration_resolution": 8}}},
+        seeds=[0], n_samples=8, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
+        workers=1, pipeline_test_subset=None, faithfulness_examples=2, eval_ig_steps=4, ig_examples=4, ig_steps=4,
+        results=str(tmp_path / "results" / "shortcut_tiny"), train_config=str(REPO / "configs" / "demo.yaml"),
+    )
+    base.update(kw)
+    return ShortcutBenchmarkConfig(**base)
+
+
+def test_files_are_the_pipelines_sample_in_order(tmp_path, tiny_spec):
+    cfg = _cfg(tmp_path, tiny_spec)
+    data, spec = build_data(cfg)
+    sample = sample_spec(pipeline_config(cfg, spec)).load()
+    assert sample.dataset["text"] == data["train"]["text"]  # k texts per class in the file: all are the sample
+    assert len(data["train"]) == 6 and all(len(p) == 1 for p in data["train"]["artefact_positions"])
+    assert len(data["validation"]) == 3 and all(a == y for a, y in zip(data["validation"]["artefact_class"], data["validation"]["label"]))
+    # the validation texts are the ones left out of the sample
+    assert not set(data["validation"]["original_text"]) & set(data["train"]["original_text"])
+    # a second build with the same recipe reuses the saved data; another recipe is refused
+    again, _ = build_data(cfg)
+    assert shortcut_metadata(again["train"]) == shortcut_metadata(data["train"])
+    with pytest.raises(ShortcutFileError, match="another shortcut dataset"):
+        build_data(_cfg(tmp_path, tiny_spec, shortcut=ShortcutConfig(kind="word")))
+
+
+def _fake(clean, counter, reliance):
+    return {"clean_accuracy": clean, "counter_accuracy": counter, "aligned_accuracy": 1.0,
+            "shortcut_reliance": reliance, "ig_share_abs": 0.5, "ig_top1": 0.5}
+
+
+def test_results_pairing_partial_flag_and_kept_analysis(tmp_path, tiny_spec):
+    cfg = _cfg(tmp_path, tiny_spec, seeds=[0, 1, 2])
+    data, _ = build_data(cfg)
+    models = {"ce": {0: _fake(0.7, 0.1, 0.9), 1: _fake(0.6, 0.2, 0.8), 2: _fake(0.8, 0.0, 1.0)},
+              "hybrid": {0: _fake(0.7, 0.3, 0.4), 1: _fake(0.6, 0.4, 0.4)}}
+    res = collect(cfg, data, models, {}, {"total_s": 60.0}, {}, "cmd")
+    assert res["partial"] and res["missing"] == ["hybrid-seed2"]
+    d = res["models"]["hybrid"]["vs_ce"]["counter_accuracy"]
+    assert d["values"] == pytest.approx([0.2, 0.2]) and d["seeds"] == [0, 1]
+    assert res["targets"] is None  # not every seed has run
+    md = render_markdown(res)
+    assert "PARTIAL RESULTS" in md and "| hybrid | 0 |" in md
+    write_results(cfg.results, res)
+    path = Path(cfg.results).with_suffix(".md")
+    path.write_text(path.read_text().replace("<!-- analysis -->\n", "<!-- analysis -->\nOur reading.\n"))
+    models["hybrid"][2] = _fake(0.8, 0.4, 0.3)
+    res = collect(cfg, data, models, {}, {}, {}, "cmd")
+    write_results(cfg.results, res)
+    assert not res["partial"] and "Our reading." in path.read_text()
+    t = res["targets"]
+    assert t["best_variant"] == "hybrid" and t["reliance_ratio"] == pytest.approx((1.1 / 3) / 0.9)
+    assert t["halves_reliance"] and t["gains_10_points"] and t["clean_within_1_point"] and t["met"]
+
+
+@pytest.mark.parametrize("name", ["shortcut_banking77_5shot", "shortcut_clinc150_5shot"])
+def test_shipped_configs_parse(name):
+    cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
+    assert [v.name for v in cfg.variants] == ["ce", "lime", "cap", "ig", "cap_hybrid_mean", "hybrid_no_ig_mean"]
+    assert cfg.variants[-1].priors == ["lime", "cap"] and cfg.seeds == [0, 1, 2]
+    assert cfg.shortcut.kind == "word" and cfg.shortcut.strength == 1.0
+    assert cfg.results == f"results/{name}"
+
+
+def test_tiny_end_to_end(tmp_path, tiny_spec):
+    cfg = _cfg(tmp_path, tiny_spec)
+    res = run_shortcut_benchmark(cfg)
+    assert not res["partial"]
+    for name in ("ce", "hybrid"):
+        m = res["models"][name]["per_seed"]["0"]
+        for k in ("clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs"):
+            assert 0.0 <= m[k] <= 1.0, (name, k)
+    assert set(res["priors"]) == {"lime", "cap", "ig", "lime+cap+ig (mean)"}
+    assert all(p["n"] == 6 for p in res["priors"].values())
+    saved = json.loads(Path(cfg.results).with_suffix(".json").read_text())
+    assert saved["shortcut"]["recipe"]["kind"] == "decoy"
+    # the IG prior's artefact share equals the CE model's own IG share on the training texts
+    # (it is that model's IG): check it against a direct captum computation on one text
+    from eg_train.evaluation.attribution import encode_texts, word_integrated_gradients
+    from eg_train.evaluation.shortcut import artefact_share
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+    from priors.cache import PriorCache
+
+    data, spec = build_data(cfg)
+    split = sample_spec(pipeline_config(cfg, spec)).load()
+    cached = PriorCache(Path(cfg.out_dir) / "pipeline" / "prior_cache").scores_for(split, "ig")
+    model, tok = load_sequence_classifier(str(Path(cfg.out_dir) / "pipeline" / "runs" / "ce-seed0" / "model"))
+    text, y, pos = data["train"][0]["text"], data["train"][0]["label"], data["train"][0]["artefact_positions"]
+    (direct,) = word_integrated_gradients(model, encode_texts(tok, [text]), [y], tok.pad_token_id, n_steps=50)
+    assert len(direct) == len(split_words(text))
+    assert artefact_share(cached[0], pos) == pytest.approx(artefact_share(direct, pos), abs=0.05)
+    # a rerun with skip_pipeline reuses every evaluation
+    again = run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, skip_pipeline=True))
+    assert again["models"]["hybrid"]["per_seed"] == res["models"]["hybrid"]["per_seed"]
