@@ -46,14 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from_command_line = argv is None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_main(lambda args: _dispatch(args, from_command_line), "eg-train", argv, user_errors=_stage_errors)
-
-
-def _stage_errors() -> tuple[type[BaseException], ...]:
-    """The stages' own user-error types that are not :class:`UserError` subclasses (imported on error only)."""
-    from priors.cache import PriorCacheError
-
-    return (PriorCacheError,)
+    return run_main(lambda args: _dispatch(args, from_command_line), "eg-train", argv)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import datasets
 import numpy as np
 
 from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.errors import UserError
 from eg_train.foundation.io import atomic_dir
 from eg_train.foundation.words import split_words, text_fingerprint
 from priors.fusion import fuse
@@ -48,8 +49,8 @@ FEATURES = datasets.Features(
 )
 
 
-class PriorCacheError(RuntimeError):
-    """The cache does not match the dataset or configuration it is read for."""
+class PriorCacheError(UserError, RuntimeError):
+    """The cache does not match the dataset or configuration it is read for (a user error: one line)."""
 
 
 def make_record(

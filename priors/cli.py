@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``eg-priors``: a user error prints one line and exits 2 (traceback with ``--verbose``)."""
     from eg_train.foundation.errors import run_main
 
-    def user_errors():
-        from priors.cache import PriorCacheError
-
-        return (PriorCacheError,)
-
-    code = run_main(_main, "eg-priors", argv, user_errors=user_errors)
+    code = run_main(_main, "eg-priors", argv)  # DataError, PriorCacheError, ... are UserErrors
     if code:
         raise SystemExit(code)
 

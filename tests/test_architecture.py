@@ -112,7 +112,7 @@ ALLOWED = {
     "training": {"foundation", "priors"},
     "evaluation": {"foundation", "priors"},
     "experiment": {"foundation", "priors", "training", "evaluation"},
-    "cli": {"training", "experiment"},
+    "cli": {"foundation", "training", "experiment"},
     "root": set(),
 }
 

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
+from eg_train.foundation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,10 @@ class EGModule(L.LightningModule):
         ).logits
 
     def _ig_rows(self, batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
-        from eg_train.foundation.attribution import baseline_input_ids
+        from eg_train.foundation.attribution import baseline_input_ids, ig_baseline_token_id
 
         sub = {k: v[rows] for k, v in batch.items() if isinstance(v, Tensor) and v.shape[:1] == batch["labels"].shape}
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pad = ig_baseline_token_id(self.tokenizer)  # no silent id 0: a tokenizer without a pad token is an error
         sub["baseline_ids"] = baseline_input_ids(sub["input_ids"], sub["attention_mask"], sub["special_tokens_mask"], pad)
         return sub
 

@@ -60,6 +60,9 @@ def test_wrapped_user_errors_and_tool_error_types(capsys):
     assert "eg-x: error: bad cache" in capsys.readouterr().err
     assert find_user_error(FileNotFoundError(2, "No such file", "x.csv")) is not None
     assert issubclass(DataError, UserError) and issubclass(DataError, ValueError)
+    from priors.cache import PriorCacheError
+
+    assert issubclass(PriorCacheError, UserError) and issubclass(PriorCacheError, RuntimeError)
 
 
 def test_header_only_file_says_no_data_rows(tmp_path):
