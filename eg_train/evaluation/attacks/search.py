@@ -21,15 +21,24 @@ Ties are broken by word position (a stable sort), so a run is deterministic give
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Generator, Iterable
+from typing import Callable, Generator, Iterable, Protocol
 
 import numpy as np
 
 from eg_train.evaluation.attacks.core import TextState
 from eg_train.evaluation.attacks.victim import GoalResult, Request, UntargetedGoal
 
-if TYPE_CHECKING:
-    from eg_train.evaluation.attacks.model_attack import ModelAttack
+
+class Attack(Protocol):
+    """What the search needs of an attack (:class:`~.model_attack.ModelAttack` provides it)."""
+
+    similarity: dict[str, float]
+
+    def modifiable(self, state: TextState, index: int) -> bool: ...
+
+    def candidates(
+        self, current: TextState, index: int, original: TextState, rng: np.random.Generator
+    ) -> Generator[Request, np.ndarray, list[TextState]]: ...
 
 UNK = "[UNK]"
 WIR_METHODS = ("unk", "delete", "weighted-saliency")
@@ -51,7 +60,7 @@ class GreedyWordImportance:
             raise ValueError(f"unknown word-importance method {self.wir!r}; choose from {list(WIR_METHODS)}")
 
     def rank(
-        self, attack: "ModelAttack", initial: GoalResult, goal: UntargetedGoal, rng: np.random.Generator
+        self, attack: Attack, initial: GoalResult, goal: UntargetedGoal, rng: np.random.Generator
     ) -> Generator[Request, np.ndarray, list[int]]:
         """Modifiable word indices, most important first."""
         state = initial.state
@@ -83,7 +92,7 @@ class GreedyWordImportance:
         return [indices[k] for k in order]
 
     def run(
-        self, attack: "ModelAttack", initial: GoalResult, goal: UntargetedGoal, rng: np.random.Generator
+        self, attack: Attack, initial: GoalResult, goal: UntargetedGoal, rng: np.random.Generator
     ) -> Generator[Request, np.ndarray, GoalResult]:
         """Greedy search from ``initial``; returns the final result (succeeded or the best reached)."""
         order = yield from self.rank(attack, initial, goal, rng)

@@ -22,7 +22,7 @@ from eg_train.evaluation.attacks.model_attack import (
     RepeatModification,
     StopwordModification,
 )
-from eg_train.evaluation.attacks.recipes import RECIPES, ModelAttackConfig, Resources
+from eg_train.evaluation.attacks.recipes.base import RECIPES, ModelAttackConfig, Resources
 from eg_train.evaluation.attacks.search import GreedyWordImportance
 from eg_train.evaluation.attacks.stopwords import ENGLISH
 from eg_train.evaluation.attacks.transforms import SynonymSwap
