@@ -106,6 +106,7 @@ def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dic
     sizes = {name: {"n": len(ds), "with_artefact": shortcut_metadata(ds)["n_with_artefact"]} for name, ds in data.items()}
     return {
         "dataset": cfg.dataset_name,
+        "classes": cfg.data.classes,  # a subset of the intents, or None (all)
         "k_shot": cfg.k_shot,
         "shortcut": {"recipe": meta["recipe"], "recipe_fingerprint": meta["recipe_fingerprint"],
                      "artefacts": dict(zip(meta["label_names"], meta["artefacts"])), "sources": meta["sources"],
@@ -147,7 +148,8 @@ def render_markdown(res: dict[str, Any]) -> str:
     sc = res["shortcut"]
     recipe = sc["recipe"]
     arts = list(sc["artefacts"].items())
-    lines = [f"# Shortcut robustness: {res['dataset']} {res['k_shot']}-shot", "", f"Produced by `{res['command']}`.", ""]
+    scope = "" if res.get("classes") is None else f", {len(arts)} of its intents"
+    lines = [f"# Shortcut robustness: {res['dataset']} {res['k_shot']}-shot{scope}", "", f"Produced by `{res['command']}`.", ""]
     if res["partial"]:
         lines += [f"**PARTIAL RESULTS**: {len(res['missing'])} trained models are missing "
                   f"({', '.join(res['missing'])}); rerun the command to complete them.", ""]
