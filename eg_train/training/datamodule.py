@@ -192,7 +192,8 @@ class EGDataModule(L.LightningDataModule):
     ``eg-priors`` and ``eg-eval``. Without ``preset``, ``hub`` or ``files`` the preset is ``banking77``.
 
     Args:
-        preset: a named dataset (``banking77``, ``clinc150``; offline from the local copy).
+        preset: a named dataset (``banking77``, ``clinc150``; offline from the local copy);
+            ``banking77`` when neither preset, files nor hub is given.
         files: split name -> local csv / json / jsonl / parquet file (overrides the preset's files).
         text_column: the column holding the text (None: the preset's, else ``text``).
         label_column: the column holding the label (None: the preset's, else ``label``).
@@ -207,8 +208,14 @@ class EGDataModule(L.LightningDataModule):
         k_shot: examples per class for training; None trains on the whole training split.
         seed: the seed of the k-shot sample (the prior stage's ``sample_seed``).
         val_per_class: validation examples per class carved from the unused training examples
-            when the source has no validation split (0 disables validation).
+            when the source has no validation split (0 disables validation; when no example is
+            left over, training runs without validation, with a warning).
+        max_length: tokens per example (longer texts are truncated; their tail words get no attribution).
+        batch_size: training batch size.
+        eval_batch_size: validation / test batch size.
         prior: ``none`` (CE baseline) or a :class:`PriorSpec` (cache_dir, methods, ...).
+        num_workers: DataLoader worker processes.
+        test_split: the split ``eg-train test`` evaluates.
     """
 
     def __init__(
