@@ -232,6 +232,11 @@ def report(
     loaded = load_runs(runs)
     attack_path = attacks or loaded[0].get("attack_path")
     pairs = sample_attack_pairs(attack_path, pairs_per_attack, seed) if attack_path else []
+    # Model-aware texts of the first run too: adaptive (attacked itself) and transfer (from another model).
+    first = loaded[0]
+    for prefix, extra in (("adaptive ", (first.get("model_attacks") or {}).get("path")), ("transfer ", first.get("transfer_path"))):
+        if extra and Path(extra).exists():
+            pairs += sample_attack_pairs(extra, pairs_per_attack, seed, prefix)
     heatmaps = []
     if heatmap_examples > 0:
         ckpt = heatmap_checkpoint or loaded[0]["checkpoint"]

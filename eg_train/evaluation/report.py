@@ -112,8 +112,8 @@ def confused_pairs_by_method(runs: Sequence[dict], top: int = 5) -> dict[str, li
     }
 
 
-def sample_attack_pairs(attack_path: str | Path, n: int = 8, seed: int = 0) -> list[AttackPair]:
-    """``n`` random changed examples per attack split (seeded) for a person to read."""
+def sample_attack_pairs(attack_path: str | Path, n: int = 8, seed: int = 0, prefix: str = "") -> list[AttackPair]:
+    """``n`` random changed examples per attack split (seeded) for a person to read (named ``prefix + split``)."""
     import datasets
 
     from eg_train.evaluation.attacks.build import attack_metadata
@@ -127,7 +127,7 @@ def sample_attack_pairs(attack_path: str | Path, n: int = 8, seed: int = 0) -> l
         rng = np.random.default_rng(seed)
         for i in np.sort(rng.choice(changed, size=min(n, changed.size), replace=False)):
             r = ds[int(i)]
-            pairs.append(AttackPair(name, labels[r["label"]], labels[r["target_label"]], r["original_text"], r["text"], json.loads(r["edits"])))
+            pairs.append(AttackPair(prefix + name, labels[r["label"]], labels[r["target_label"]], r["original_text"], r["text"], json.loads(r["edits"])))
     return pairs
 
 

@@ -70,3 +70,24 @@ def test_an_attack_that_changed_nothing_says_so_everywhere(tmp_path, checkpoint,
     for text in (md, page):
         assert "†" in text and "tiny, keyword_addition: changed 0 of 40 texts" in text
     assert "Model-aware attacks" in md and "| ce | deepwordbug |" in md  # the adaptive table of the other run
+
+
+def test_cli_model_attack_transfer_and_report(tmp_path, capsys, checkpoint, banking_subset):
+    from eg_train.evaluation.cli import main
+
+    data = ["--data.files", json.dumps(banking_subset.files), "--data.text_column", "text",
+            "--data.label_column", "category", "--data.labels_file", banking_subset.labels_file]
+    main(["model_attack", "--checkpoint", str(checkpoint), *data, "--out", str(tmp_path / "ce_texts"), "--subset", "20",
+          "--params.recipes", "[deepwordbug]"])
+    assert "deepwordbug: accuracy under attack" in capsys.readouterr().out
+    main(["evaluate", "--checkpoint", str(checkpoint), *data, "--out", str(tmp_path / "ev"), "--subset", "20",
+          "--transfer", str(tmp_path / "ce_texts"), "--model_attacks", "[deepwordbug]",
+          "--params.faithfulness_examples", "0"])
+    out = capsys.readouterr().out
+    assert "transfer deepwordbug" in out and "deepwordbug: accuracy under attack" in out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    # Same model, same seed: the adaptive attack reproduces the transfer texts exactly.
+    assert m["transfer"]["deepwordbug"]["accuracy"] == pytest.approx(m["model_attacks"]["recipes"]["deepwordbug"]["accuracy_under_attack"])
+    main(["report", "--runs", json.dumps([str(tmp_path / "ev")]), "--out", str(tmp_path / "rep"), "--pairs_per_attack", "2"])
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("<td>adaptive deepwordbug</td>") == 2 and page.count("<td>transfer deepwordbug</td>") == 2
