@@ -195,7 +195,8 @@ def test_ce_run_logs_beta_zero_and_epoch_means(tmp_path):
     over the epoch's examples, not the last (one-example) batch's."""
     cfg = _config(tmp_path, val_per_class=0)
     cfg.data.sample.k_shot = 3  # 9 examples, batch 2: the last batch holds one example
-    result = fit(cfg)
+    result = fit(cfg, test=True)
+    assert 0.0 <= result.test_metrics["test_acc"] <= 1.0
     rows = _metrics(result.run_dir)
     steps = [r for r in rows if r["train_acc"]]
     assert len(steps) == 5 and all(float(r["train_beta"]) == 0.0 for r in steps)
