@@ -104,7 +104,8 @@ def summarise(recipe: str, outcomes: Sequence[AttackOutcome], seconds: float, so
         avg_queries=float(np.mean(queries)) if queries else None,
         seconds=round(seconds, 2),
         synonym_source=source,
-        warning=change_note(succ, n),
+        # Adaptive: few successes is the robustness measurement itself; only "changed nothing at all" is flagged.
+        warning=change_note(succ, n, min_fraction=0.0),
     )
 
 
