@@ -121,8 +121,8 @@ def resolve_preset(spec: DataSpec) -> tuple[DataSpec, str | None]:
     p = PRESETS[spec.preset]
     base = shared_data_dir()
     local = base / p["local_dir"] if base is not None else None
-    if spec.files:  # explicit files replace the preset entirely (its columns too)
-        return replace(spec, **_columns(spec, "text", "label")), None
+    if spec.files:  # explicit files replace the preset entirely (its columns and its name too)
+        return replace(spec, preset=None, **_columns(spec, "text", "label")), None
     if local is not None and local.is_dir():
         labels_file = spec.labels_file or (str(local / p["labels_file"]) if "labels_file" in p else None)
         filled = replace(

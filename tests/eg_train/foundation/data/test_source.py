@@ -110,3 +110,17 @@ def test_explicit_columns_win_over_the_preset(monkeypatch, tmp_path):
     assert resolve_preset(DataSpec(preset="banking77", label_column="intent"))[0].label_column == "intent"
     # Without a preset (or with explicit files) unset columns are text / label.
     assert (resolve_preset(DataSpec(files={"train": "x.csv"}))[0].text_column, resolve_preset(DataSpec())[0].label_column) == ("text", "label")
+
+
+def test_explicit_files_are_logged_as_custom_not_as_the_preset(tmp_path, caplog):
+    import logging
+
+    from eg_train.foundation.data.source import DataSpec, load_split
+
+    csv = tmp_path / "f.csv"
+    csv.write_text("text,category\nmy card is lost,lost\nwhere is my card,arrival\n", encoding="utf-8")
+    spec = DataSpec(preset="banking77", files={"train": str(csv)}, label_column="category")
+    with caplog.at_level(logging.INFO, logger="eg_train.foundation.data.source"):
+        split = load_split(spec, "train")
+    assert len(split) == 2
+    assert "dataset custom split train" in caplog.text and "banking77" not in caplog.text
