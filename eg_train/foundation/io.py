@@ -22,11 +22,13 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
+from eg_train.foundation.errors import UserError
+
 __all__ = ["LockedError", "atomic_dir", "atomic_write_json", "atomic_write_text", "locked", "update_json"]
 
 
-class LockedError(RuntimeError):
-    """Another live process holds the lock."""
+class LockedError(UserError, RuntimeError):
+    """Another live process holds the lock (the tools report it in one line: wait, or use another folder)."""
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
