@@ -85,6 +85,12 @@ def _predict(model, tokenizer, texts: Sequence[str], batch_size: int, max_length
     return predict_proba(model, [e.input_ids for e in enc], tokenizer.pad_token_id, batch_size).argmax(-1)
 
 
+def _word_ig(model, tokenizer, texts, targets, steps: int, batch_size: int, max_length: int) -> list[np.ndarray]:
+    enc = encode_texts(tokenizer, list(texts), max_length)
+    return word_integrated_gradients(model, enc, [int(t) for t in targets], tokenizer.pad_token_id, n_steps=steps,
+                                     batch_size=batch_size)
+
+
 def evaluate_shortcut_model(
     checkpoint: str | Path,
     data: datasets.DatasetDict,
@@ -115,6 +121,7 @@ def shortcut_metrics(
     data: datasets.DatasetDict,
     *,
     ig_examples: int = 200,
+    train_ig_examples: int = 100,
     ig_steps: int = 16,
     seed: int = 0,
     batch_size: int = 64,
@@ -124,7 +131,9 @@ def shortcut_metrics(
     """Clean / counter / aligned accuracy, shortcut reliance and the model's IG artefact share.
 
     The IG share is measured on ``ig_examples`` counter-shortcut texts (seeded; 0 skips, -1 all),
-    towards the class the model predicts: how much of its decision rests on the artefact.
+    towards the class the model predicts: how much of its decision rests on the artefact; and on
+    ``train_ig_examples`` training texts that carry an artefact, towards the gold label (``train_ig_*``,
+    also min-max normalised): the quantity the alignment loss pulls towards the prior.
     """
     names = shortcut_metadata(data["test_counter"])["label_names"]
     out: dict = {"num_labels": len(names)}
@@ -143,10 +152,8 @@ def shortcut_metrics(
     if n > 0:
         idx = np.sort(np.random.default_rng(seed).choice(len(counter), size=n, replace=False))
         sub = counter.select(idx.tolist())
-        enc = encode_texts(tokenizer, sub["text"], max_length)
         targets = [int(preds["test_counter"][i]) for i in idx]
-        scores = word_integrated_gradients(model, enc, targets, tokenizer.pad_token_id, n_steps=ig_steps,
-                                           batch_size=ig_batch_size)
+        scores = _word_ig(model, tokenizer, sub["text"], targets, ig_steps, ig_batch_size, max_length)
         positions = sub["artefact_positions"]
         # A truncated text may have lost its artefact's tokens: those words then score 0, as IG says.
         out.update({f"ig_{k}": v for k, v in share_summary(scores, positions, ("abs",)).items()})
@@ -155,6 +162,17 @@ def shortcut_metrics(
         for key, rows in (("followed", followed), ("not_followed", ~followed)):
             if rows.any():
                 out[f"ig_share_abs_when_{key}"] = float(np.nanmean(shares[rows]))
+    # The training texts, towards the gold label: what the alignment loss compares with the prior.
+    train = data["train"] if "train" in data else None
+    if train is not None and train_ig_examples != 0:
+        rows = [i for i, p in enumerate(train["artefact_positions"]) if p]
+        if rows:
+            m = len(rows) if train_ig_examples < 0 else min(train_ig_examples, len(rows))
+            rows = sorted(np.random.default_rng(seed).choice(rows, size=m, replace=False).tolist())
+            sub = train.select(rows)
+            scores = _word_ig(model, tokenizer, sub["text"], sub["label"], ig_steps, ig_batch_size, max_length)
+            summary = share_summary(scores, sub["artefact_positions"], ("abs", "minmax"))
+            out.update({f"train_ig_{k}": v for k, v in summary.items()})
     return out
 
 

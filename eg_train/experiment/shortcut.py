@@ -94,6 +94,7 @@ class ShortcutBenchmarkConfig:
     eval_ig_steps: int = 16
     # The shortcut evaluation.
     ig_examples: int = 200  # counter-shortcut texts whose IG artefact share is measured
+    train_ig_examples: int = 100  # training texts whose IG artefact share is measured (vs the prior's)
     ig_steps: int = 16
     results: str | None = "results/shortcut_banking77_5shot"
     skip_pipeline: bool = False  # only evaluate the models that exist (partial results)
@@ -191,7 +192,8 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
             if not (model / "config.json").is_file():
                 continue
             t = time.perf_counter()
-            m = evaluate_shortcut_model(model, data, ig_examples=cfg.ig_examples, ig_steps=cfg.ig_steps, seed=0,
+            m = evaluate_shortcut_model(model, data, ig_examples=cfg.ig_examples, train_ig_examples=cfg.train_ig_examples,
+                                        ig_steps=cfg.ig_steps, seed=0,
                                         device=cfg.device)
             atomic_write_json(target, m)
             timings[f"shortcut_eval_{v.name}_seed{s}_s"] = round(time.perf_counter() - t, 1)

@@ -24,7 +24,8 @@ import numpy as np
 from eg_train.foundation.data.shortcut import shortcut_metadata
 from eg_train.foundation.io import atomic_write_json, atomic_write_text
 
-METRICS = ["clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs", "ig_top1"]
+METRICS = ["clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs", "ig_top1",
+           "train_ig_share_minmax"]
 _ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
 # Two-sided 95 % Student-t quantiles t_{0.975, df} (checked against scipy in the tests).
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -113,7 +114,7 @@ def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dic
                      "splits": sizes},
         "settings": {"seeds": list(cfg.seeds), "n_samples": cfg.n_samples, "llm": cfg.llm, "slm": cfg.slm,
                      "train_config": cfg.train_config, "train": cfg.train,
-                     "ig_examples": cfg.ig_examples, "ig_steps": cfg.ig_steps},
+                     "ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps},
         "partial": bool(missing),
         "missing": missing,
         "models": out_models,
@@ -165,10 +166,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         "",
         "Values in %, mean ± sample std over seeds. Reliance: share of counter-shortcut predictions that are the "
         f"artefact's class (chance {100 / max(1, len(arts)):.1f} %). IG share: share of |IG| (towards the predicted "
-        f"class) on the artefact word, {res['settings']['ig_examples']} counter-shortcut texts.",
+        f"class) on the artefact word, {res['settings']['ig_examples']} counter-shortcut texts; on the training texts: "
+        "towards the gold label, min-max normalised per text as the alignment loss does (compare with the priors below).",
         "",
-        "| model | clean acc. | counter-shortcut acc. | aligned acc. | reliance ↓ | IG share on artefact ↓ | IG top-1 on artefact | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | clean acc. | counter-shortcut acc. | aligned acc. | reliance ↓ | IG share on artefact ↓ | IG top-1 on artefact | "
+        "IG share on artefact, training texts (min-max) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in res["models"].items():
         m = row["metrics"]

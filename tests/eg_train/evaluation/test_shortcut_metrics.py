@@ -98,12 +98,16 @@ def test_model_on_the_artefact_only_relies_fully(tokenizer):
     artefacts = shortcut_metadata(data["train"])["artefacts"]
     pieces = [set(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in artefacts]
     assert not (pieces[0] & pieces[1] or pieces[0] & pieces[2] or pieces[1] & pieces[2])  # test premise
-    m = shortcut_metrics(ArtefactOnly(tokenizer, artefacts), tokenizer, data, ig_examples=-1, ig_steps=8)
+    m = shortcut_metrics(ArtefactOnly(tokenizer, artefacts), tokenizer, data, ig_examples=-1, train_ig_examples=-1,
+                         ig_steps=8)
     assert m["shortcut_reliance"] == 1.0 and m["counter_accuracy"] == 0.0 and m["aligned_accuracy"] == 1.0
     assert m["clean_accuracy"] == pytest.approx(3 / 9)  # all-zero logits: argmax is class 0
     assert m["ig_n"] == 9 and m["ig_share_abs"] == pytest.approx(1.0, abs=1e-6) and m["ig_top1"] == 1.0
     assert m["ig_share_abs_when_followed"] == pytest.approx(1.0, abs=1e-6)
     assert m["reliance_chance"] == pytest.approx(1 / 3)
+    # on the training texts (gold = artefact class) all IG mass is on the artefact too
+    assert m["train_ig_n"] == 9 and m["train_ig_share_abs"] == pytest.approx(1.0, abs=1e-6)
+    assert m["train_ig_share_minmax"] == pytest.approx(1.0, abs=1e-6) and m["train_ig_top1"] == 1.0
 
 
 def test_prior_mass_from_a_cache(tmp_path):
