@@ -97,12 +97,12 @@ class PerturbationPrior(PriorMethod):
         routing = None
         if cls.uses_demonstrations and cfg.demonstrations_per_class > 0:
             ds = ctx.get("examples").dataset
-            sets = demonstration_sets(
+            plan = demonstration_sets(
                 ds["id"], ds["text"], ds["label"], per_class=cfg.demonstrations_per_class,
                 n_sets=cfg.demonstration_sets, seed=cfg.demonstration_seed,
             )
             routing = DemonstrationRouting(
-                sets,
+                plan,
                 lambda demos: make(cls.prompt(names, cfg.instruction, [(d.text, names[d.label]) for d in demos])),
                 per_class=cfg.demonstrations_per_class, seed=cfg.demonstration_seed,
             )
