@@ -96,6 +96,9 @@ class ShortcutBenchmarkConfig:
     ig_examples: int = 200  # counter-shortcut texts whose IG artefact share is measured
     train_ig_examples: int = 100  # training texts whose IG artefact share is measured (vs the prior's)
     ig_steps: int = 16
+    # Alignment-vs-CE gradient diagnostics on this many training batches per prior variant
+    # (at the pretrained initialisation and at the IG prior's CE model); 0 skips them.
+    diagnostics_batches: int = 2
     results: str | None = "results/shortcut_banking77_5shot"
     skip_pipeline: bool = False  # only evaluate the models that exist (partial results)
 
@@ -248,12 +251,49 @@ def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts
     timings["shortcut_eval_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
     pipeline_timings = paths["pipeline"] / "timings.json"
-    res = collect(cfg, data, models, priors, timings,
-                  json.loads(pipeline_timings.read_text()) if pipeline_timings.is_file() else {}, command)
-    atomic_write_json(paths["out"] / "shortcut_summary.json", res)
-    if cfg.results:
-        write_results(cfg.results, res)
+
+    def write(diagnostics: dict) -> dict:
+        res = collect(cfg, data, models, priors, timings,
+                      json.loads(pipeline_timings.read_text()) if pipeline_timings.is_file() else {}, command)
+        res["alignment_diagnostics"] = diagnostics
+        atomic_write_json(paths["out"] / "shortcut_summary.json", res)
+        if cfg.results:
+            write_results(cfg.results, res)
+        return res
+
+    res = write({})  # the results first: the diagnostics are an extra
+    t = time.perf_counter()
+    diagnostics = _diagnostics(cfg, spec)
+    if diagnostics:
+        timings["diagnostics_s"] = round(time.perf_counter() - t, 1)
+        timings["total_s"] = round(time.perf_counter() - started, 1)
+        res = write(diagnostics)
     return res
+
+
+def _diagnostics(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> dict:
+    """Alignment-vs-CE gradients of every prior variant whose priors are cached (kept on disk)."""
+    from eg_train.experiment.shortcut_diagnostics import alignment_diagnostics
+    from priors.cache import PriorCache
+
+    paths = _paths(cfg)
+    cache = paths["pipeline"] / "prior_cache"
+    ce = next((v.name for v in cfg.variants if not v.priors), "ce")
+    ce_model = paths["pipeline"] / "runs" / f"{ce}-seed{cfg.ig_prior_seed}" / "model"
+    if cfg.diagnostics_batches <= 0 or not (cache / "parts").is_dir() or not (ce_model / "config.json").is_file():
+        return {}
+    available = {m for m in ("lime", "cap", "ig") if PriorCache(cache).config_hashes(m)}
+    variants = [(v.name, list(v.priors), v.fusion) for v in cfg.variants if v.priors and set(v.priors) <= available]
+    target = paths["out"] / "shortcut_diagnostics.json"
+    key = {"variants": variants, "batches": cfg.diagnostics_batches, "ce_model": str(ce_model)}
+    if target.is_file():
+        saved = json.loads(target.read_text())
+        if saved.get("key") == key:
+            return saved["result"]
+    result = alignment_diagnostics(spec, cfg.k_shot, cfg.sample_seed, str(cache), variants,
+                                   {"pretrained_init": cfg.slm, "ce_trained": str(ce_model)}, batches=cfg.diagnostics_batches)
+    atomic_write_json(target, {"key": key, "result": result})
+    return result
 
 
 def parse_config(argv: list[str]) -> ShortcutBenchmarkConfig:

@@ -196,6 +196,15 @@ def render_markdown(res: dict[str, Any]) -> str:
         for name, p in res["priors"].items():
             lines.append(f"| {name} | {p['n']} | {100 * p['share_abs']:.1f} | {100 * p['share_minmax']:.1f} | "
                          f"{100 * p['top1']:.1f} | {100 * p['uniform']:.1f} |")
+    diag = res.get("alignment_diagnostics") or {}
+    if diag:
+        lines += ["", "Alignment against CE on training batches (β = 1; medians over batches): the losses, the gradient norms "
+                  "over all weights, their ratio and the cosine between the two gradients (< 0: the alignment pulls against CE).",
+                  "", "| variant | model | CE loss | align loss | ‖∇CE‖ | ‖∇align‖ | ratio | cosine |", "|---|---|---|---|---|---|---|---|"]
+        for name, states in diag.items():
+            for state, g in states.items():
+                lines.append(f"| {name} | {state} | {g['ce']:.3f} | {g['align']:.4f} | {g['grad_ce']:.3f} | {g['grad_align']:.3f} | "
+                             f"{g['ratio_align_over_ce']:.2f} | {g['cosine']:+.3f} |")
     t = res["targets"]
     if t:
         lines += ["", f"Targets (best variant by reliance: **{t['best_variant']}**): reliance {100 * t['reliance_ratio']:.0f} % of CE's "

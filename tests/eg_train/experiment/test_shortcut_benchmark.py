@@ -49,7 +49,7 @@ def _cfg(tmp_path, tiny_spec, **kw) -> ShortcutBenchmarkConfig:
         train={"trainer": {"max_epochs": 1, "enable_progress_bar": False}, "data": {"batch_size": 3},
                "model": {"ig": {"calibration_resolution": 8}}},
         seeds=[0], n_samples=8, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
-        workers=1, pipeline_test_subset=None, faithfulness_examples=2, eval_ig_steps=4, ig_examples=4, ig_steps=4,
+        workers=1, diagnostics_batches=1, pipeline_test_subset=None, faithfulness_examples=2, eval_ig_steps=4, ig_examples=4, ig_steps=4,
         results=str(tmp_path / "results" / "shortcut_tiny"), train_config=str(REPO / "configs" / "demo.yaml"),
     )
     base.update(kw)
@@ -120,6 +120,9 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
             assert 0.0 <= m[k] <= 1.0, (name, k)
     assert set(res["priors"]) == {"lime", "cap", "ig", "lime+cap+ig (mean)"}
     assert all(p["n"] == 6 for p in res["priors"].values())
+    g = res["alignment_diagnostics"]["hybrid"]
+    assert set(g) == {"pretrained_init", "ce_trained"} and all(-1 <= v["cosine"] <= 1 for v in g.values())
+    assert "‖∇align‖" in Path(cfg.results).with_suffix(".md").read_text()
     saved = json.loads(Path(cfg.results).with_suffix(".json").read_text())
     assert saved["shortcut"]["recipe"]["kind"] == "decoy"
     # the IG prior's artefact share equals the CE model's own IG share on the training texts
