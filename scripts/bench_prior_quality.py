@@ -309,12 +309,12 @@ def run(args) -> dict:
 
 
 def _build(build_methods, cfg, kshot):
-    """``build_methods`` with the training split when it takes one (demonstrations are drawn from it)."""
+    """``build_methods`` with the k-shot sample as the pool when it takes one (demonstrations are
+    drawn from it, never the example being attributed)."""
     import inspect
 
-    params = inspect.signature(build_methods).parameters
-    if "train" in params:
-        return build_methods(cfg, kshot.label_names, train=kshot)
+    if "examples" in inspect.signature(build_methods).parameters:
+        return build_methods(cfg, kshot.label_names, kshot)
     return build_methods(cfg, kshot.label_names)
 
 

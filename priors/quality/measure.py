@@ -30,15 +30,11 @@ from eg_train.foundation.words import split_words
 from priors.base import PriorMethod
 from priors.cache import PriorCache
 from priors.quality.agreement import KeywordSettings, ReferenceKeywords, keyword_precision, mean_spearman
-from priors.quality.competence import competence, label_logprob_matrix
+from priors.quality.competence import competence
 from priors.quality.faithfulness import DEFAULT_BINS, deletion_aopc
+from priors.quality.llm import LabelScoreMemo, deletion_score_fn, scorer_of
 
 log = logging.getLogger(__name__)
-
-# Config keys that change the perturbations or the regression, not the LLM's prompt/score:
-# methods that differ only in these share one competence measurement.
-_NOT_SCORER_KEYS = {"n_samples", "ridge_lambda", "seed", "keep_prob", "kernel_width", "focus"}
-
 
 @dataclass
 class QualitySettings:
@@ -77,13 +73,6 @@ def reference_split(full: LabelledSplit, evaluated: LabelledSplit) -> Reference:
     return Reference(list(texts), list(labels), f"{full.source}: all {len(texts)} texts, leave-one-out", ids)
 
 
-def _scorer_key(method: PriorMethod) -> str:
-    import json
-
-    cfg = {k: v for k, v in method.config().items() if k not in _NOT_SCORER_KEYS}
-    return json.dumps(cfg, sort_keys=True, default=str)
-
-
 def _cost(cache: PriorCache, method: str, chash: str, ids: set[str]) -> dict[str, float]:
     ds = cache.records(method)
     cols = ds.select_columns(["id", "config_hash", "queries", "proxy_queries", "seconds"]).to_dict()
@@ -91,17 +80,6 @@ def _cost(cache: PriorCache, method: str, chash: str, ids: set[str]) -> dict[str
     pick = lambda c: float(np.mean([cols[c][r] for r in rows])) if rows else float("nan")  # noqa: E731
     return {"queries_per_example": pick("queries"), "proxy_queries_per_example": pick("proxy_queries"),
             "seconds_per_example": pick("seconds")}
-
-
-def _llm_score_fn(scorer, texts: list[str], labels: list[int]):
-    """The scorer's log-probability for deletion queries; a ``top_m`` contrast keeps each
-    example's label set from its unmasked text, as the prior itself does."""
-    if not hasattr(scorer, "candidates_for"):
-        return lambda ts, ys, ex: scorer.log_prob(ts, ys)
-    sets = [scorer.candidates_for(t, y) for t, y in zip(texts, labels)]
-    if all(c is None for c in sets):
-        return lambda ts, ys, ex: scorer.log_prob(ts, ys)
-    return lambda ts, ys, ex: scorer.log_prob(ts, ys, candidates=[sets[e] for e in ex])
 
 
 def measure_quality(
@@ -136,7 +114,7 @@ def measure_quality(
 
     results: dict[str, dict[str, Any]] = {}
     vectors: dict[str, list[np.ndarray | None]] = {}
-    competence_memo: dict[str, dict[str, float]] = {}
+    memo = LabelScoreMemo()
     for name, chash, method in targets:
         key = f"{name}-{chash}"
         out: dict[str, Any] = {"method": name, "config_hash": chash, "examples": len(sub)}
@@ -151,21 +129,17 @@ def measure_quality(
         out["coverage"] = len(have) / max(len(sub), 1)
         out.update(_cost(cache, name, chash, {ids[j] for j in have}))
         out.update(keyword_precision([words[j] for j in have], [vecs[j] for j in have], [kw[j] for j in have], s.k))
-        scorer = getattr(method, "scorer", None) if method is not None else None
-        if scorer is not None and hasattr(scorer, "log_prob") and hasattr(scorer, "label_names") and have:
+        scorers = [scorer_of(method, ids[j]) for j in have] if method is not None else []
+        if scorers and all(sc is not None for sc in scorers):
             out["model_id"] = method.model_id
             t0 = time.perf_counter()
-            ckey = _scorer_key(method) + repr(have)
-            if ckey not in competence_memo:
-                lp = label_logprob_matrix(scorer, [texts[j] for j in have])
-                competence_memo[ckey] = {**competence(lp, [labels[j] for j in have]),
-                                         "competence_seconds": time.perf_counter() - t0}
-            out.update(competence_memo[ckey])
+            lp = memo.matrix(scorers, [texts[j] for j in have])
+            out.update(competence(lp, [labels[j] for j in have]), competence_seconds=time.perf_counter() - t0)
             t0 = time.perf_counter()
             dele = deletion_aopc(
                 [words[j] for j in have], [vecs[j] for j in have], [labels[j] for j in have],
-                _llm_score_fn(scorer, [texts[j] for j in have], [labels[j] for j in have]), ids=[ids[j] for j in have],
-                bins=s.bins, n_random=s.n_random, seed=s.seed,
+                deletion_score_fn(scorers, [texts[j] for j in have], [labels[j] for j in have]),
+                ids=[ids[j] for j in have], bins=s.bins, n_random=s.n_random, seed=s.seed,
             )
             out.update(dele.summary(), deletion_seconds=time.perf_counter() - t0)
         results[key] = out

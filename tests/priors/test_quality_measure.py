@@ -120,3 +120,39 @@ def _load(path) -> PriorsConfig:
     ns = _parser().parse_args(["compute", "--config", str(path)])["compute"].clone()
     del ns["config"]
     return _parser_namespace_to_config(ns)
+
+
+def test_competence_with_demonstrations_uses_each_examples_own_scorer(computed, smollm):
+    """With demonstrations every example is scored under the set that excludes it: competence
+    must use that scorer, checked against its uncached full prompts."""
+    from priors.config import build_methods
+    from priors.quality.llm import LabelScoreMemo, scorer_of
+
+    d, cfg = computed
+    split = load_split(DataSpec(files={"train": str(d / "train.csv")}, label_column="category", labels=LABELS), "train")
+    pc = _load(cfg)
+    pc.methods, pc.demonstrations_per_class = ["cap"], 1
+    [method] = build_methods(pc, LABELS, split)
+    ids, texts = split.dataset["id"], split.dataset["text"]
+    scorers = [scorer_of(method, i) for i in ids]
+    assert len({id(s) for s in scorers}) == 2  # two demonstration sets
+    lp = LabelScoreMemo().matrix(scorers, texts)
+    for sc, t, row in zip(scorers, texts, lp):
+        assert t not in sc.template.prefix  # never its own demonstration
+        np.testing.assert_allclose(row, [sc.full_prompt_log_prob(t, y) for y in range(3)], atol=2e-4)
+
+
+def test_memo_shares_raw_scores_and_calibrates_like_the_scorer(smollm):
+    from priors.quality.llm import LabelScoreMemo
+
+    tpl = class_aware_template(LABELS)
+    raw = LabelScorer(*smollm, tpl, LABELS)
+    cal = LabelScorer(*smollm, tpl, LABELS, contrast="full", calibrate=True)
+    texts = [ROWS[0][0], ROWS[2][0]]
+    memo = LabelScoreMemo()
+    a = memo.matrix([raw, raw], texts)
+    before = cal.queries
+    b = memo.matrix([cal, cal], texts)
+    assert cal.queries == before  # the calibrated scorer reused the raw pass (its bias aside)
+    np.testing.assert_allclose(b, cal.label_logprobs(texts).numpy(), atol=1e-9)
+    np.testing.assert_allclose(a, raw.label_logprobs(texts).numpy(), atol=1e-9)
