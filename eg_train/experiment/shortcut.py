@@ -179,29 +179,54 @@ def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineCon
     )
 
 
-def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
-    """Shortcut metrics of every trained model (cached per model); missing models are skipped."""
+def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple[str, float]:
+    """Shortcut metrics of one model into ``target`` (a worker job); returns ``(target, seconds)``."""
     from eg_train.evaluation.shortcut import evaluate_shortcut_model
 
+    t = time.perf_counter()
+    atomic_write_json(target, evaluate_shortcut_model(model, load_shortcut(data_dir), **kwargs))
+    return target, time.perf_counter() - t
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per worker process, as the pipeline's workers
+
+
+def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
+    """Shortcut metrics of every trained model (cached per model, ``workers`` at a time); missing
+    models are skipped."""
     paths = _paths(cfg)
-    out: dict[str, dict[int, dict]] = {}
+    kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
+              "seed": 0, "device": cfg.device}
+    jobs = []
     for v in cfg.variants:
         for s in cfg.seeds:
             model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
             target = paths["eval"] / f"{v.name}-seed{s}.json"
+            if not target.is_file() and (model / "config.json").is_file():
+                jobs.append((str(model), str(paths["data"]), str(target), kwargs))
+    paths["eval"].mkdir(parents=True, exist_ok=True)
+    if cfg.workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+            done = list(pool.map(_evaluate_one, *zip(*jobs)))
+    else:
+        done = [_evaluate_one(*job) for job in jobs]
+    for target, seconds in done:
+        timings[f"shortcut_eval_{Path(target).stem}_s"] = round(seconds, 1)
+    out: dict[str, dict[int, dict]] = {}
+    for v in cfg.variants:
+        for s in cfg.seeds:
+            target = paths["eval"] / f"{v.name}-seed{s}.json"
             if target.is_file():
                 out.setdefault(v.name, {})[s] = json.loads(target.read_text())
-                continue
-            if not (model / "config.json").is_file():
-                continue
-            t = time.perf_counter()
-            m = evaluate_shortcut_model(model, data, ig_examples=cfg.ig_examples, train_ig_examples=cfg.train_ig_examples,
-                                        ig_steps=cfg.ig_steps, seed=0,
-                                        device=cfg.device)
-            atomic_write_json(target, m)
-            timings[f"shortcut_eval_{v.name}_seed{s}_s"] = round(time.perf_counter() - t, 1)
-            out.setdefault(v.name, {})[s] = m
-            log.info("%s seed %d: %s", v.name, s, {k: m[k] for k in ("clean_accuracy", "counter_accuracy", "shortcut_reliance")})
+                m = out[v.name][s]
+                log.info("%s seed %d: clean %.3f counter %.3f reliance %.3f", v.name, s, m["clean_accuracy"],
+                         m["counter_accuracy"], m["shortcut_reliance"])
     return out
 
 

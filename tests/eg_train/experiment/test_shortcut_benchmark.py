@@ -111,7 +111,7 @@ def test_shipped_configs_parse(name):
 
 
 def test_tiny_end_to_end(tmp_path, tiny_spec):
-    cfg = _cfg(tmp_path, tiny_spec)
+    cfg = _cfg(tmp_path, tiny_spec, workers=2)  # two worker processes: the pipeline's and the evaluation's pools
     res = run_shortcut_benchmark(cfg)
     assert not res["partial"]
     for name in ("ce", "hybrid"):
@@ -141,5 +141,5 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     assert len(direct) == len(split_words(text))
     assert artefact_share(cached[0], pos) == pytest.approx(artefact_share(direct, pos), abs=0.05)
     # a rerun with skip_pipeline reuses every evaluation
-    again = run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, skip_pipeline=True))
+    again = run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, workers=2, skip_pipeline=True))
     assert again["models"]["hybrid"]["per_seed"] == res["models"]["hybrid"]["per_seed"]
