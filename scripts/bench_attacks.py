@@ -139,10 +139,10 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20 texts, deepwordbug + pwws, no 500-text evaluation")
+    ap.add_argument("--quick", action="store_true", help="5 texts, deepwordbug + pwws, no 500-text evaluation")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "bench_attacks.json")
     ap.add_argument("--checkpoint", default=str(REPO / "runs" / "bench_attacks_ce" / "model"))
-    ap.add_argument("--n", type=int, default=None, help="texts attacked by both sides (default 100; quick 20)")
+    ap.add_argument("--n", type=int, default=None, help="texts attacked by both sides (default 40; quick 5)")
     ap.add_argument("--n-eval", type=int, default=None, help="texts for the all-recipe timing (default 500; quick 0)")
     ap.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws"])
     ap.add_argument("--eval-recipes", nargs="+", default=["deepwordbug", "pwws", "textfooler"])
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--no-textattack", action="store_true")
     ap.add_argument("--textattack-timeout", type=int, default=3600)
     args = ap.parse_args()
-    n = args.n or (20 if args.quick else 100)
+    n = args.n or (5 if args.quick else 40)
     n_eval = args.n_eval if args.n_eval is not None else (0 if args.quick else 500)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
