@@ -189,3 +189,23 @@ def test_deepwordbug_respects_its_edit_distance_budget(checkpoint, test_split):
                 assert victim.probs([o.final.state.text])[0].argmax() != y
         results[budget] = sum(o.status == "succeeded" for o in outs)
     assert results[30] > results[1] > 0
+
+
+def test_sentence_encoder_is_mean_pooled_minilm():
+    from transformers import AutoModel, AutoTokenizer
+
+    from eg_train.evaluation.attacks.similarity import SentenceEncoder
+    from eg_train.foundation.models.resolve import resolve_model
+
+    texts = ["my card has not arrived", "my card has not arrived yet", "what is the exchange rate"]
+    got = SentenceEncoder("all-minilm-l6-v2", batch_size=2).embed(texts)
+    loc = resolve_model("all-minilm-l6-v2").location
+    tok, model = AutoTokenizer.from_pretrained(loc), AutoModel.from_pretrained(loc).eval()
+    with torch.no_grad():  # reference: one padded batch, masked mean, L2 norm
+        b = tok(texts, padding=True, return_tensors="pt")
+        h = model(**b).last_hidden_state
+        m = b["attention_mask"].unsqueeze(-1).float()
+        ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    sims = got[1:] @ got[0]
+    assert sims[0] > TEXTFOOLER_COSINE > sims[1]  # a paraphrase passes the constraint, another intent does not
