@@ -1,7 +1,8 @@
 """Attention over a shared prompt prefix, an optional per-row past, and the row's own tokens.
 
 The scorer runs the text-independent prompt prefix once; every row of a batch then reads the
-prefix keys/values *shared* (``[1, Hkv, P, D]``, never copied per row). For renormalisation over
+prefix keys/values *shared* (``[1, Hkv, P, D]``, stored once; expanded into one layer's key tensor
+at a time for the fused attention kernel, so no per-row copy outlives a layer). For renormalisation over
 the label space a second level is added: the body (``Text: x⊙m / Label:``) of each row is run
 once, its keys/values are captured, and the label continuations of that row attend to
 ``[prefix ; body of the row ; own label tokens]``.
@@ -44,7 +45,7 @@ def shared_prefix_attention(
     ``query`` is ``[B, H, L, D]``, ``key``/``value`` ``[B, Hkv, L, D]`` (rotary already applied),
     ``attention_mask`` a boolean ``[B, 1, L, L]`` over the own tokens (True = attend: causal /
     tree-ancestor and not padding), ``shared_prefix[layer]`` the prefix ``(keys, values)``
-    ``[1, Hkv, P, D]``. Optional: ``eg_past = {"kv": {layer: (k, v)} [B, Hkv, Lb, D],
+    ``[1, Hkv, P, D]``; every query row must be allowed at least one key. Optional: ``eg_past = {"kv": {layer: (k, v)} [B, Hkv, Lb, D],
     "valid": [B, Lb] bool, "positions": [B, Lb]}`` (the rows' bodies), ``eg_positions`` ``[B, L]``
     absolute positions of the own tokens (default ``P + arange(L)``), ``eg_capture``: a dict that
     receives this layer's own ``(key, value)``. Returns ``([B, L, H, D], None)`` like the
@@ -63,44 +64,35 @@ def shared_prefix_attention(
         query, key, value, pk, pv = (t.float() for t in (query, key, value, pk, pv))
         past = tuple(t.float() for t in past) if past is not None else None
     B, H, L, D = query.shape
-    Hkv, P = key.shape[1], pk.shape[2]
-    g = H // Hkv  # query heads per key/value head (grouped-query attention)
-    scale = scaling if scaling is not None else D**-0.5
+    P = pk.shape[2]
     dev = query.device
     q_pos = eg_positions.to(dev) if eg_positions is not None else torch.arange(P, P + L, device=dev).expand(B, L)
-    q = query.reshape(B, Hkv, g, L, D)
-    # Prefix block: fold batch, group and length into rows of one [Hkv, B*g*L, D] @ [Hkv, D, P].
-    q_rows = q.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, D)
-    s_pre = torch.bmm(q_rows, pk[0].transpose(1, 2)).mul_(scale).view(Hkv, B, g, L, P).permute(1, 0, 2, 3, 4)
-    own_allowed = attention_mask.unsqueeze(2)  # [B, 1, 1, L, L]
-    if sliding_window is not None:
-        if int(q_pos.max()) >= sliding_window:  # some prefix keys fall out of some query's window
-            pre_ok = _window(q_pos, torch.arange(P, device=dev).expand(B, P), sliding_window)
-            s_pre = s_pre.masked_fill(~pre_ok[:, None, None], float("-inf"))
-        own_allowed = own_allowed & _window(q_pos, q_pos, sliding_window)[:, None, None]
-    s_own = torch.matmul(q, key.unsqueeze(2).transpose(-1, -2)).mul_(scale)  # [B, Hkv, g, L, L]
-    s_own = s_own.masked_fill_(~own_allowed, float("-inf"))
-    top = torch.maximum(s_pre.amax(dim=-1, keepdim=True), s_own.amax(dim=-1, keepdim=True))
+    # One boolean mask over [prefix ; past ; own] keys, and one fused SDPA call (online softmax,
+    # grouped-query heads without repeating them). The prefix is expanded into the key tensor
+    # (one copy per row of this layer's batch, freed after the layer).
+    blocks = [torch.ones(B, L, P, dtype=torch.bool, device=dev)]
+    if sliding_window is not None and int(q_pos.max()) >= sliding_window:  # prefix keys out of some windows
+        blocks[0] = _window(q_pos, torch.arange(P, device=dev).expand(B, P), sliding_window)
+    keys, values = [pk.expand(B, -1, -1, -1)], [pv.expand(B, -1, -1, -1)]
     if past is not None:
-        bk, bv = past
-        past_ok = eg_past["valid"].to(dev)[:, None, :].expand(B, L, -1)  # [B, L, Lb]
+        past_ok = eg_past["valid"].to(dev)[:, None, :].expand(B, L, -1)
         if sliding_window is not None:
             past_ok = past_ok & _window(q_pos, eg_past["positions"].to(dev), sliding_window)
-        s_past = torch.matmul(q, bk.unsqueeze(2).transpose(-1, -2)).mul_(scale)  # [B, Hkv, g, L, Lb]
-        s_past = s_past.masked_fill_(~past_ok[:, None, None], float("-inf"))
-        top = torch.maximum(top, s_past.amax(dim=-1, keepdim=True))
-    e_pre = torch.exp(s_pre - top)
-    e_own = torch.exp(s_own - top)
-    norm = e_pre.sum(dim=-1, keepdim=True) + e_own.sum(dim=-1, keepdim=True)
-    e_rows = e_pre.permute(1, 0, 2, 3, 4).reshape(Hkv, B * g * L, P)
-    out = torch.bmm(e_rows, pv[0]).view(Hkv, B, g, L, D).permute(1, 0, 2, 3, 4)
-    out = out + torch.matmul(e_own, value.unsqueeze(2))
-    if past is not None:
-        e_past = torch.exp(s_past - top)
-        norm = norm + e_past.sum(dim=-1, keepdim=True)
-        out = out + torch.matmul(e_past, bv.unsqueeze(2))
-    out = out / norm
-    return out.reshape(B, H, L, D).transpose(1, 2).contiguous().to(dtype), None
+        blocks.append(past_ok)
+        keys.append(past[0])
+        values.append(past[1])
+    own_ok = attention_mask[:, 0].to(dev)
+    if sliding_window is not None:
+        own_ok = own_ok & _window(q_pos, q_pos, sliding_window)
+    blocks.append(own_ok)
+    keys.append(key)
+    values.append(value)
+    mask = torch.cat(blocks, dim=-1).unsqueeze(1)  # [B, 1, L, P (+ Lb) + L]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, torch.cat(keys, dim=2), torch.cat(values, dim=2), attn_mask=mask,
+        scale=scaling if scaling is not None else D**-0.5, enable_gqa=H != key.shape[1],
+    )
+    return out.transpose(1, 2).contiguous().to(dtype), None
 
 
 def register_shared_prefix_attention() -> bool:
