@@ -158,7 +158,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from eg_train.evaluation.attacks.run_model import attack_examples  # noqa: F401  (fail early on import errors)
-    from eg_train.evaluation.cli import subsample
+    from eg_train.evaluation.api import subsample
     from eg_train.foundation.data.source import DataSpec, load_split
 
     if not Path(args.checkpoint).is_dir():

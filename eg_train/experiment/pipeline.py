@@ -193,7 +193,7 @@ def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> t
 
 def _train_and_evaluate(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
     """Train one variant (unless its model exists) and evaluate it; returns ``({key: seconds}, eval_dir)``."""
-    from eg_train.evaluation.cli import evaluate
+    from eg_train.evaluation.api import evaluate
     from eg_train.evaluation.evaluate import EvalConfig
 
     out = Path(cfg.out_dir)
@@ -281,7 +281,7 @@ def claim_outputs(cfg: PipelineConfig) -> str:
 
 def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
-    from eg_train.evaluation.cli import attack, report
+    from eg_train.evaluation.api import attack, report
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -326,6 +326,8 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
         eval_dirs, str(out / f"report{tag}"), str(attacks_dir),
         priors_cache=str(cache) if needed else None,
         priors_data=cfg.data if needed else None,
+        priors_k_shot=cfg.k_shot,
+        priors_sample_seed=cfg.sample_seed,
         priors_methods=needed or ["lime", "cap", "ig"],
         heatmap_checkpoint=str(out / "runs" / f"{cfg.variants[-1].name}-seed{cfg.seeds[0]}" / "model"),
         overwrite=True,

@@ -6,7 +6,7 @@ import pytest
 
 from eg_train.evaluation.attacks import AttackConfig, build_attacks, load_attacks, save_attacks
 from eg_train.evaluation.attacks.recipes import ModelAttackConfig
-from eg_train.evaluation.cli import subsample, summary_line
+from eg_train.evaluation.api import subsample, summary_line
 from eg_train.evaluation.evaluate import EvalConfig, evaluate_checkpoint, evaluate_transfer
 from eg_train.evaluation.report import load_runs, write_report
 
