@@ -13,9 +13,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
 def _default_requirements() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in project["dependencies"]}
+    return _names(_project()["dependencies"])
+
+
+# Imported only inside an optional feature that says which extra to install when it is missing.
+OPTIONAL = {"nltk": "wordnet"}
 
 
 def _third_party_imports() -> set[str]:
@@ -33,8 +44,11 @@ def _third_party_imports() -> set[str]:
 def test_every_imported_package_is_a_default_dependency():
     dists = packages_distributions()
     required = _default_requirements()
+    extras = _project()["optional-dependencies"]
+    for module, extra in OPTIONAL.items():
+        assert module in _names(extras[extra]), f"{module} should be in the [{extra}] extra"
     missing = []
-    for module in sorted(_third_party_imports()):
+    for module in sorted(_third_party_imports() - set(OPTIONAL)):
         providers = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
         if not providers & required:
             missing.append(f"{module} (from {sorted(providers)})")

@@ -72,6 +72,11 @@ def run_values(run: dict) -> dict[str, float]:
     for name, a in sorted((run.get("transfer") or {}).items()):
         v[f"transfer:{name}/accuracy"] = a["accuracy"]
         v[f"transfer:{name}/drop"] = a["drop"]
+    for name, r in sorted(((run.get("model_attacks") or {}).get("recipes") or {}).items()):
+        if r.get("accuracy_under_attack") is not None:
+            v[f"adaptive:{name}/accuracy"] = r["accuracy_under_attack"]
+        if r.get("attack_success_rate") is not None:
+            v[f"adaptive:{name}/success_rate"] = r["attack_success_rate"]
     f = run.get("faithfulness")
     if f:
         v["comprehensiveness"] = f["comprehensiveness"]

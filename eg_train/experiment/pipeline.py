@@ -74,6 +74,10 @@ class PipelineConfig:
     workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
     device: str = "cpu"  # where every stage runs its models: cpu | cuda | cuda:N
     results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
+    # Model-aware recipes (eg_train.evaluation.attacks.recipes: deepwordbug, pwws, textfooler): each
+    # model is attacked itself (adaptive), and evaluated on the texts made against the CE model of
+    # ig_prior_seed (transfer). Empty: keyword attacks only.
+    model_attacks: list[str] = field(default_factory=list)
     # Several configs may share an out_dir (its runs, prior cache and attacks are reused): each
     # needs a name of its own, which tags its report, summary and saved config.
     name: str | None = None
@@ -191,26 +195,38 @@ def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> t
     return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
 
 
-def _train_and_evaluate(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
-    """Train one variant (unless its model exists) and evaluate it; returns ``({key: seconds}, eval_dir)``."""
+def _train_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
+    """Train one variant unless its model exists; returns ``({key: seconds}, run_dir)``."""
+    out = Path(cfg.out_dir)
+    t = time.perf_counter()
+    run, ran = _train(cfg, variant, seed, out / "prior_cache" if variant.priors else None)
+    return ({f"train_{variant.name}_seed{seed}_s": time.perf_counter() - t} if ran else {}), str(run)
+
+
+def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, transfer: str | None = None) -> tuple[dict[str, float], str]:
+    """Evaluate one trained variant unless its metrics exist; returns ``({key: seconds}, eval_dir)``.
+
+    Clean accuracy, faithfulness, the keyword attacks, the model-aware recipes against the model
+    itself (adaptive) and, with ``transfer``, the texts made against the CE model (comparable across models).
+    """
     from eg_train.evaluation.api import evaluate
+    from eg_train.evaluation.attacks.recipes import ModelAttackConfig
     from eg_train.evaluation.evaluate import EvalConfig
 
     out = Path(cfg.out_dir)
-    spent: dict[str, float] = {}
-    t = time.perf_counter()
-    run, ran = _train(cfg, variant, seed, out / "prior_cache" if variant.priors else None)
-    if ran:
-        spent[f"train_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
     eval_dir = out / "eval" / f"{variant.name}-seed{seed}"
-    if not (eval_dir / "metrics.json").is_file():
-        t = time.perf_counter()
-        evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
-                 seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
-                 params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps,
-                                   device=cfg.device))
-        spent[f"eval_{variant.name}_seed{seed}_s"] = time.perf_counter() - t
-    return spent, str(eval_dir)
+    if (eval_dir / "metrics.json").is_file():
+        return {}, str(eval_dir)
+    t = time.perf_counter()
+    run = out / "runs" / f"{variant.name}-seed{seed}"
+    evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
+             seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
+             params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps,
+                               device=cfg.device),
+             transfer=transfer, model_attacks=list(cfg.model_attacks),
+             attack_params=ModelAttackConfig(recipes=tuple(cfg.model_attacks) or ModelAttackConfig().recipes,
+                                             seed=cfg.attack_seed))
+    return {f"eval_{variant.name}_seed{seed}_s": time.perf_counter() - t}, str(eval_dir)
 
 
 def _init_worker(threads: int) -> None:
@@ -304,23 +320,28 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     # 1. The LLM priors need no trained model and the CE baselines need no priors: run them together.
     #    The IG prior's CE run goes first so that a single worker reaches it early.
     seeds = sorted(cfg.seeds, key=lambda s: s != cfg.ig_prior_seed)
-    first = [(_priors, cfg, m) for m in needed if m != "ig"] + [(_train_and_evaluate, cfg, ce, s) for s in seeds]
-    values = _run_jobs(first, cfg.workers, timings)
-    ce_evals = dict(zip(seeds, values[len(first) - len(seeds):]))
-    # 2. The IG prior from one CE model, shared by every seed.
+    src = cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else seeds[0]
+    _run_jobs([(_priors, cfg, m) for m in needed if m != "ig"] + [(_train_job, cfg, ce, s) for s in seeds],
+              cfg.workers, timings)
+    # 2. The IG prior from one CE model, shared by every seed; beside it, that CE model's evaluation,
+    #    whose model-aware attack texts are the transfer set every other model is evaluated on.
     cache = out / "prior_cache"
+    step2 = [(_eval_job, cfg, ce, src)]
     if "ig" in needed:
-        ce_model = out / "runs" / f"{ce.name}-seed{cfg.ig_prior_seed}" / "model"
-        _run_jobs([(_priors, cfg, "ig", ce_model)], 1, timings)
+        step2.append((_priors, cfg, "ig", out / "runs" / f"{ce.name}-seed{cfg.ig_prior_seed}" / "model"))
+    evals = {(ce.name, src): _run_jobs(step2, cfg.workers, timings)[0]}
+    transfer_dir = Path(evals[(ce.name, src)]) / "model_attacks"
+    transfer = str(transfer_dir) if cfg.model_attacks and transfer_dir.is_dir() else None
     if needed and not (out / "priors.html").is_file():  # the priors are complete once written
-        from priors.config import load_examples
-        from priors.report import write_heatmap_report
+        from priors.api import heatmap_report
 
-        write_heatmap_report(str(cache), load_examples(_prior_config(cfg, needed)), str(out / "priors.html"), needed)
-    # 3. Every prior-aligned variant and seed.
-    jobs = [(_train_and_evaluate, cfg, v, s) for s in seeds for v in aligned]
-    aligned_evals = dict(zip([(v.name, s) for _, _, v, s in jobs], _run_jobs(jobs, cfg.workers, timings)))
-    eval_dirs = [ce_evals[s] if not v.priors else aligned_evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants]
+        heatmap_report(_prior_config(cfg, needed), str(out / "priors.html"))
+    # 3. Every prior-aligned variant and seed, then every evaluation not done yet.
+    _run_jobs([(_train_job, cfg, v, s) for s in seeds for v in aligned], cfg.workers, timings)
+    rest = [(v, s) for s in seeds for v in cfg.variants if (v.name, s) not in evals]
+    done = _run_jobs([(_eval_job, cfg, v, s, transfer) for v, s in rest], cfg.workers, timings)
+    evals.update({(v.name, s): d for (v, s), d in zip(rest, done)})
+    eval_dirs = [evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants]
 
     html = report(
         eval_dirs, str(out / f"report{tag}"), str(attacks_dir),

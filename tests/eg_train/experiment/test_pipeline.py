@@ -30,6 +30,7 @@ def pipeline_config(tmp_path, tiny_spec):
         eval_ig_steps=4,
         workers=2,
         results=str(tmp_path / "results" / "tiny"),
+        model_attacks=["deepwordbug"],
     )
 
 
@@ -48,6 +49,12 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     for key in ("priors_lime_s", "priors_cap_s", "priors_ig_s", "train_ce_seed0_s", "train_hybrid_seed1_s", "eval_hybrid_seed0_s"):
         assert timings[key] > 0, key
     assert [p.split("/")[-1] for p in summary["runs"]] == ["ce-seed1", "hybrid-seed1", "ce-seed0", "hybrid-seed0"]
+
+    # Model-aware attacks: every model attacked itself, and the others on the CE model's texts.
+    ce_src = json.loads((tmp_path / "out" / "eval" / "ce-seed0" / "metrics.json").read_text())
+    hybrid = json.loads((tmp_path / "out" / "eval" / "hybrid-seed1" / "metrics.json").read_text())
+    assert "deepwordbug" in ce_src["model_attacks"]["recipes"] and "deepwordbug" in hybrid["model_attacks"]["recipes"]
+    assert hybrid["transfer_path"].endswith("eval/ce-seed0/model_attacks") and "deepwordbug" in hybrid["transfer"]
 
     res = json.loads((tmp_path / "results" / "tiny.json").read_text())
     assert set(res["methods"]) == {"ce", "hybrid"}
