@@ -27,7 +27,7 @@ LLM: ``keyword_p3_gain`` and ``llm_accuracy_gain`` (ratios), ``cost_ratio_vs_cap
 
 The run is resumable: priors go to a prior cache under ``--work-dir`` and a re-run computes only
 what is missing (the seconds of the first computation are kept). ``--quick`` (12 examples,
-50 perturbations, 2 random orders) fits in about 5 minutes on a 2-core machine.
+20 perturbations, 1 random order, the first LLM only) is a smoke run of every configuration.
 Writes the JSON at ``--out`` and a markdown table beside it (``.md``).
 """
 
@@ -68,18 +68,17 @@ class Variant:
     name: str
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    # Old scorers renormalise with K rows per perturbation: such variants run on few examples.
-    needs_shared_renorm: bool = False
+    # Scores every label for every perturbation: measured on the first --slow-n examples only,
+    # and its cost compared with CAP's on those same examples.
+    slow: bool = False
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("lime", "lime"),
     Variant("cap", "cap"),  # today's CAP: the reference of every ratio
-    Variant("cap_full_renorm", "cap", {"contrast": "full"}, needs_shared_renorm=True),
-    Variant("cap_full_renorm_calibrated", "cap", {"contrast": "full", "calibrate": True}),
+    Variant("cap_full_renorm", "cap", {"contrast": "full"}, slow=True),
     Variant("cap_contrast_m8", "cap", {"contrast": "top_m", "contrast_m": 8}),
     Variant("cap_contrast_m8_calibrated", "cap", {"contrast": "top_m", "contrast_m": 8, "calibrate": True}),
-    Variant("cap_demos1", "cap", {"demonstrations_per_class": 1}),
     Variant("cap_contrast_m8_demos1", "cap", {"contrast": "top_m", "contrast_m": 8, "demonstrations_per_class": 1}),
     Variant(
         "cap_contrast_m8_calibrated_demos1", "cap",
@@ -119,25 +118,30 @@ def choose_default(rows: list[dict], reference: dict, max_cost_ratio: float = TA
     """The default CAP scoring from training-side quality figures.
 
     Candidates: CAP-family rows measured on all examples, with ``cost_ratio_vs_cap`` at most
-    ``max_cost_ratio`` and a deletion AOPC ratio above 1 (the prior follows its LLM at all).
-    Chosen: the highest geometric mean of the keyword-precision and LLM-accuracy gains over
-    today's CAP (plausibility and competence weighted alike); ties to the cheaper one. None
-    when no row qualifies.
+    ``max_cost_ratio`` and a prior that follows its LLM (deletion AOPC above the random
+    orders': ``deletion_aopc_gain_vs_random > 0``; the ratio is undefined when random deletion
+    does not lower the score). Chosen: the highest geometric mean of keyword precision@3 and
+    LLM accuracy (the same order as the geometric mean of their gains over today's CAP, which
+    is undefined when CAP's accuracy is 0), then the higher keyword precision, then the cheaper.
+    None when no row qualifies. ``reference`` (today's CAP) is kept for the signature's sake.
     """
     best, best_key = None, None
     for r in rows:
         if r.get("method") != "cap" or r.get("partial"):
             continue
-        cost, faith = r.get("cost_ratio_vs_cap"), r.get("deletion_aopc_ratio_vs_random")
+        cost = r.get("cost_ratio_vs_cap")
+        gain = r.get("deletion_aopc_gain_vs_random")
+        if gain is None:  # rows without the gain: fall back on the ratio
+            ratio = r.get("deletion_aopc_ratio_vs_random")
+            gain = (ratio - 1.0) if ratio is not None and math.isfinite(ratio) else None
         if cost is None or not math.isfinite(cost) or cost > max_cost_ratio:
             continue
-        if faith is None or not math.isfinite(faith) or faith <= 1.0:
+        if gain is None or not math.isfinite(gain) or gain <= 0:
             continue
-        kw = _ratio(r.get("keyword_precision_at_3"), reference.get("keyword_precision_at_3"))
-        acc = _ratio(r.get("llm_accuracy"), reference.get("llm_accuracy"))
-        if not (math.isfinite(kw) and math.isfinite(acc)) or kw <= 0 or acc <= 0:
+        kw, acc = r.get("keyword_precision_at_3"), r.get("llm_accuracy")
+        if kw is None or acc is None or not (math.isfinite(kw) and math.isfinite(acc)):
             continue
-        key = (math.sqrt(kw * acc), -cost)
+        key = (math.sqrt(max(kw, 0.0) * max(acc, 0.0)), kw, -cost)
         if best_key is None or key > best_key:
             best, best_key = r, key
     return best
@@ -186,6 +190,7 @@ def run(args) -> dict:
     from priors.compute import compute_priors
     from priors.config import PriorsConfig, build_methods
     from priors.quality import QualitySettings, measure_quality, reference_split
+    from priors.quality.llm import LabelScoreMemo
 
     # One copy of each LLM for all its configurations (build_methods loads per call).
     models.load_causal_lm = functools.lru_cache(maxsize=None)(models.load_causal_lm)
@@ -211,8 +216,6 @@ def run(args) -> dict:
             if args.configs and v.name not in args.configs:
                 continue
             overrides, why = resolve_overrides(v)
-            if why is None and v.needs_shared_renorm and not renorm_shared and args.quick:
-                why = "this scorer renormalises with K rows per perturbation (77x); not in --quick"
             if why:
                 skipped.append({"llm": llm, "config": v.name, "reason": why})
                 continue
@@ -223,7 +226,7 @@ def run(args) -> dict:
             )
             [method] = _build(build_methods, cfg, kshot)
             split = bench
-            if v.needs_shared_renorm and not renorm_shared:
+            if v.slow:
                 split = LabelledSplit(bench.dataset.select(range(min(args.slow_n, len(bench)))), bench.label_names, bench.source)
             jobs.append((llm, v, method, split))
     log.info("%d configurations, %d skipped", len(jobs), len(skipped))
@@ -241,20 +244,24 @@ def run(args) -> dict:
                  time.perf_counter() - t_run)
 
     settings = QualitySettings(k=3, n_random=args.n_random, seed=0)
+    memo = LabelScoreMemo()  # label scores shared by every measurement of the same prompt
     results = []
     reference_kw: dict = {"description": reference.description, "reference_texts": len(reference.texts)}
     spearman = {}
     for llm in dict.fromkeys(j[0] for j in jobs):
         mine = [j for j in jobs if j[0] == llm]
         full = [j for j in mine if len(j[3]) == len(bench)]
-        q = measure_quality(cache, bench, [j[2] for j in full], reference, settings)
+        cap = next((j[2] for j in full if j[1].name == "cap"), None)
+        q = measure_quality(cache, bench, [j[2] for j in full], reference, settings, memo=memo)
         spearman[llm] = q["spearman"]
-        by_key = dict(q["methods"])
-        for j in mine:
-            if len(j[3]) != len(bench):  # partial (slow renorm): its own, smaller measurement
-                by_key.update(measure_quality(cache, j[3], [j[2]], reference, settings)["methods"])
+        reference_kw = q["reference"]
         for _, v, method, split in mine:
-            m = by_key[f"{method.name}-{method.config_hash()}"]
+            ms = q["methods"]
+            if len(split) != len(bench):  # a slow configuration: measured on its subset, beside CAP
+                ms = measure_quality(cache, split, [method] + ([cap] if cap else []), reference, settings,
+                                     memo=memo)["methods"]
+            m = ms[f"{method.name}-{method.config_hash()}"]
+            cap_m = ms.get(f"{cap.name}-{cap.config_hash()}", {}) if cap else {}
             results.append({
                 "llm": llm, "config": v.name, "method": v.method, "overrides": v.overrides,
                 "config_hash": method.config_hash(), "n": len(split), "partial": len(split) != len(bench),
@@ -262,14 +269,28 @@ def run(args) -> dict:
                     "llm_accuracy", "median_gold_rank", "mean_log_p_gold", "keyword_precision_at_3",
                     "keyword_precision_at_3_random", "keyword_precision_at_3_ceiling", "deletion_aopc",
                     "deletion_aopc_random", "deletion_aopc_ratio_vs_random", "deletion_aopc_gain_vs_random",
-                    "seconds_per_example",
-                    "queries_per_example", "competence_seconds", "deletion_seconds", "coverage")},
+                    "seconds_per_example", "queries_per_example", "competence_seconds", "deletion_seconds",
+                    "coverage")},
+                # CAP of the same LLM on the same examples: the cost ratio's denominator.
+                "cap_seconds_same_examples": cap_m.get("seconds_per_example"),
             })
-        reference_kw = q["reference"]
 
+    sweep = []
+    if args.demo_sweep and "demonstrations_per_class" in config_fields():
+        for llm in dict.fromkeys(j[0] for j in jobs):
+            sweep += competence_sweep(llm, bench, kshot, args, memo)
     ref_row = next((r for r in results if r["config"] == "cap" and r["llm"] == args.llms[0]), None)
     for r in results:
-        r["cost_ratio_vs_cap"] = _ratio(r["seconds_per_example"], ref_row["seconds_per_example"]) if ref_row else None
+        # Against today's CAP on the first LLM; a slow configuration against CAP on its own
+        # examples (scaled to the first LLM when it is another LLM's).
+        if not ref_row:
+            r["cost_ratio_vs_cap"] = None
+        elif r["partial"]:
+            own_cap = next((x for x in results if x["config"] == "cap" and x["llm"] == r["llm"]), None)
+            scale = _ratio(own_cap["seconds_per_example"], ref_row["seconds_per_example"]) if own_cap else float("nan")
+            r["cost_ratio_vs_cap"] = _ratio(r["seconds_per_example"], r["cap_seconds_same_examples"]) * scale
+        else:
+            r["cost_ratio_vs_cap"] = _ratio(r["seconds_per_example"], ref_row["seconds_per_example"])
     chosen = choose_default(results, ref_row or {})
     summary: dict[str, Any] = {}
     if ref_row and chosen:
@@ -299,6 +320,7 @@ def run(args) -> dict:
             "torch": torch.__version__, "test_split_used": False,
         },
         "configs": results,
+        "competence_vs_demonstrations": sweep,
         "skipped": skipped,
         **summary,
         "targets": TARGETS,
@@ -306,6 +328,41 @@ def run(args) -> dict:
         "spearman": spearman,
         "wall_seconds": time.perf_counter() - t_run,
     })
+
+
+def competence_sweep(llm: str, bench, kshot, args, memo) -> list[dict]:
+    """LLM accuracy under the class-aware prompt against demonstrations per class (the prefix
+    length), raw and calibrated: where the embedded LLM's competence ceiling is."""
+    from priors.config import PriorsConfig, build_methods
+    from priors.quality import competence
+    from priors.quality.llm import scorer_of
+
+    out = []
+    ids, texts, labels = bench.dataset["id"], bench.dataset["text"], bench.dataset["label"]
+    for per_class in args.demo_sweep:
+        t0 = time.perf_counter()
+        cfg = PriorsConfig(data=bench_spec(), split="train", k_shot=args.k_shot, sample_seed=args.sample_seed,
+                           methods=["cap"], llm=llm, contrast="full", demonstrations_per_class=per_class)
+        [method] = _build(build_methods, cfg, kshot)
+        scorers = [scorer_of(method, i) for i in ids]
+        raw = memo.matrix(scorers, texts)  # calibrate is off: raw label scores
+        cal = raw - np.stack([sc.content_free_bias() for sc in scorers])
+        c_raw, c_cal = competence(raw, labels), competence(cal, labels)
+        out.append({
+            "llm": llm, "demonstrations_per_class": per_class,
+            "prefix_tokens": float(np.mean([len(sc.prefix_ids) for sc in scorers])),
+            "llm_accuracy": c_raw["llm_accuracy"], "median_gold_rank": c_raw["median_gold_rank"],
+            "llm_accuracy_calibrated": c_cal["llm_accuracy"], "median_gold_rank_calibrated": c_cal["median_gold_rank"],
+            "n": len(ids), "seconds": time.perf_counter() - t0,
+        })
+        log.info("competence sweep: %s", out[-1])
+    return out
+
+
+def bench_spec():
+    from eg_train.foundation.data.source import DataSpec
+
+    return DataSpec(preset="banking77")
 
 
 def _build(build_methods, cfg, kshot):
@@ -350,6 +407,13 @@ def markdown(res: dict) -> str:
         sign = "≤" if "cost" in k else ("≥" if "gain" in k else ">")
         mark = "" if met is None else (" ✅" if met else " ❌")
         out += f"| {k} | {'–' if v is None else f'{v:.2f}'} | {sign} {t}{mark} |\n"
+    if res.get("competence_vs_demonstrations"):
+        out += "\nCompetence against demonstrations per class (class-aware prompt, same examples):\n\n"
+        out += "| LLM | demonstrations / class | prefix tokens | llm_accuracy | calibrated | median gold rank (raw / cal.) |\n"
+        out += "|---|---|---|---|---|---|\n"
+        for r in res["competence_vs_demonstrations"]:
+            out += (f"| {r['llm']} | {r['demonstrations_per_class']} | {r['prefix_tokens']:.0f} | {r['llm_accuracy']:.1%} | "
+                    f"{r['llm_accuracy_calibrated']:.1%} | {r['median_gold_rank']:g} / {r['median_gold_rank_calibrated']:g} |\n")
     if res["skipped"]:
         out += "\nSkipped: " + "; ".join(
             f"{x.get('llm')}{'/' + x['config'] if 'config' in x else ''} ({x['reason']})" for x in res["skipped"]) + "\n"
@@ -359,7 +423,8 @@ def markdown(res: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="JSON output (a markdown table is written beside it, .md)")
-    ap.add_argument("--quick", action="store_true", help="12 examples, 50 perturbations, 2 random orders")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: first LLM, 4 examples, 20 perturbations, 1 random order, --slow-n 1")
     ap.add_argument("--n", type=int, default=100, help="examples of the 5-shot sample")
     ap.add_argument("--n-samples", type=int, default=100, help="perturbations per example")
     ap.add_argument("--n-random", type=int, default=3, help="random orders per example (deletion reference)")
@@ -370,13 +435,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0, help="which examples of the sample")
     ap.add_argument("--batch", type=int, default=4, help="examples per interleaved batch")
     ap.add_argument("--scorer-batch-size", type=int, default=64)
-    ap.add_argument("--slow-n", type=int, default=3, help="examples for a K-rows-per-perturbation renormalisation")
+    ap.add_argument("--slow-n", type=int, default=10, help="examples for the configurations that score every label")
+    ap.add_argument("--demo-sweep", type=int, nargs="*", default=[0, 1, 2],
+                    help="demonstrations per class for the competence sweep (none: no sweep)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
     ap.add_argument("--work-dir", default="outputs/bench_prior_quality", help="prior cache (resumable)")
     args = ap.parse_args(argv)
     args.llms = args.llms or embedded_llms()
-    if args.quick:
-        args.n, args.n_samples, args.n_random = min(args.n, 12), min(args.n_samples, 50), min(args.n_random, 2)
+    if args.quick:  # a smoke run: the first LLM unless --llms names more
+        args.llms = args.llms[:1] if "--llms" not in (argv if argv is not None else sys.argv) else args.llms
+        args.n, args.n_samples, args.n_random = min(args.n, 4), min(args.n_samples, 20), 1
+        args.slow_n = min(args.slow_n, 1)
+        args.demo_sweep = [d for d in args.demo_sweep if d <= 1]
         args.work_dir = args.work_dir.rstrip("/") + "_quick"
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -90,9 +90,11 @@ def measure_quality(
     settings: QualitySettings | None = None,
     extra_methods: Sequence[str] = (),
     write: bool = True,
+    memo: LabelScoreMemo | None = None,
 ) -> dict[str, Any]:
     """Measure every method (module docstring); returns ``{"methods": {key: metrics}, ...}``
-    with ``key = <method>-<config_hash>``, and writes each method's metrics into the cache."""
+    with ``key = <method>-<config_hash>``, and writes each method's metrics into the cache.
+    ``memo`` shares label scores with other measurements of the same prompts."""
     s = settings or QualitySettings()
     t_start = time.perf_counter()
     rows = np.arange(len(split))
@@ -114,7 +116,7 @@ def measure_quality(
 
     results: dict[str, dict[str, Any]] = {}
     vectors: dict[str, list[np.ndarray | None]] = {}
-    memo = LabelScoreMemo()
+    memo = memo if memo is not None else LabelScoreMemo()
     for name, chash, method in targets:
         key = f"{name}-{chash}"
         out: dict[str, Any] = {"method": name, "config_hash": chash, "examples": len(sub)}

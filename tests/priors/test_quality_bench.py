@@ -20,8 +20,9 @@ def bench():
 
 
 def _row(config, acc, kw, cost, faith, method="cap", partial=False):
+    """``faith``: the deletion AOPC gain over random orders (nats)."""
     return {"config": config, "method": method, "llm_accuracy": acc, "keyword_precision_at_3": kw,
-            "cost_ratio_vs_cap": cost, "deletion_aopc_ratio_vs_random": faith, "partial": partial}
+            "cost_ratio_vs_cap": cost, "deletion_aopc_gain_vs_random": faith, "partial": partial}
 
 
 def test_choose_default_maximises_both_gains_within_cost(bench):
@@ -30,13 +31,16 @@ def test_choose_default_maximises_both_gains_within_cost(bench):
         ref,
         _row("lime", 0.5, 0.9, 0.5, 3.0, method="lime"),  # not a CAP scoring
         _row("too_costly", 0.5, 0.9, 4.0, 3.0),
-        _row("unfaithful", 0.5, 0.9, 1.0, 0.9),
+        _row("unfaithful", 0.5, 0.9, 1.0, -0.1),
         _row("partial", 0.5, 0.9, 1.0, 3.0, partial=True),
         _row("accurate", 0.30, 0.22, 2.0, 1.6),  # gains 6 and 1.1: geometric mean 2.57
         _row("balanced", 0.20, 0.40, 2.5, 1.6),  # gains 4 and 2: geometric mean 2.83
     ]
     assert bench.choose_default(rows, ref)["config"] == "balanced"
-    assert bench.choose_default(rows[:5], ref) is None
+    assert bench.choose_default(rows[1:5], ref) is None
+    # Today's CAP at 0 % accuracy: no gain is defined, the choice still is.
+    zero = _row("cap", 0.0, 0.2, 1.0, 0.5)
+    assert bench.choose_default([zero] + rows[1:], zero)["config"] == "balanced"
 
 
 def test_ties_go_to_the_cheaper_configuration(bench):
