@@ -26,8 +26,10 @@ LLM: ``keyword_p3_gain`` and ``llm_accuracy_gain`` (ratios), ``cost_ratio_vs_cap
 ``full_renorm_cost_ratio_vs_cap`` (all 77 labels).
 
 The run is resumable: priors go to a prior cache under ``--work-dir`` and a re-run computes only
-what is missing (the seconds of the first computation are kept). ``--quick`` (12 examples,
-20 perturbations, 1 random order, the first LLM only) is a smoke run of every configuration.
+what is missing (the seconds of the first computation are kept, so delete ``--work-dir`` after
+the scorer changes). Configurations that score every label for every perturbation run on the
+first ``--slow-n`` examples, and their cost is compared with CAP's on those examples.
+``--quick`` (4 examples, 20 perturbations, 1 random order, the first LLM only) is a smoke run of every configuration.
 Writes the JSON at ``--out`` and a markdown table beside it (``.md``).
 """
 
