@@ -99,3 +99,24 @@ def heatmap_report(
 
     split = load_examples(cfg)
     return str(write_heatmap_report(cfg.cache_dir, split, out, cfg.methods, list(fusion), normalisation, ids, max_examples))
+
+
+def quality(
+    cfg: PriorsConfig, k: int = 3, n_random: int = 3, max_examples: int | None = None,
+    extra_methods: list[str] | None = None, out: str | None = None,
+) -> dict:
+    """Measure the quality of the configured (and ``extra_methods``) priors; written into the cache."""
+    from eg_train.foundation.data.source import load_split
+    from priors.cache import PriorCache
+    from priors.quality import QualitySettings, measure_quality, reference_split
+
+    split = load_examples(cfg)
+    reference = reference_split(load_split(cfg.data, cfg.split), split)
+    settings = QualitySettings(k=k, n_random=n_random, seed=cfg.seed, max_examples=max_examples)
+    methods = build_methods(cfg, split.label_names)
+    result = measure_quality(PriorCache(cfg.cache_dir), split, methods, reference, settings, extra_methods or [])
+    if out:
+        from eg_train.foundation.io import atomic_write_json
+
+        atomic_write_json(out, result, default=str)
+    return result

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
-from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from priors.api import compute, fuse, heatmap_report
-from priors.config import PriorsConfig, build_methods, load_examples
+from priors.api import compute, fuse, heatmap_report, quality
+from priors.config import PriorsConfig
 
 log = logging.getLogger("priors")
 
@@ -55,8 +53,9 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-# The stage's API lives in priors.api; kept under this name for existing callers.
+# The stage's API lives in priors.api; kept under these names for existing callers.
 run_compute = compute
+run_quality = quality
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,28 +90,7 @@ def _main(argv: list[str]) -> None:
     elif cmd == "report":
         print(heatmap_report(cfg, sub.out, sub.fusion, sub.normalisation, sub.ids, sub.max_examples))
     elif cmd == "quality":
-        print(json.dumps(run_quality(cfg, sub.k, sub.n_random, sub.max_examples, sub.extra_methods, sub.out), indent=2))
-
-
-def run_quality(
-    cfg: PriorsConfig, k: int = 3, n_random: int = 3, max_examples: int | None = None,
-    extra_methods: list[str] | None = None, out: str | None = None,
-) -> dict:
-    """Measure the quality of the configured (and ``extra_methods``) priors; written into the cache."""
-    from eg_train.foundation.data.source import load_split
-    from priors.cache import PriorCache
-    from priors.quality import QualitySettings, measure_quality, reference_split
-
-    split = load_examples(cfg)
-    reference = reference_split(load_split(cfg.data, cfg.split), split)
-    settings = QualitySettings(k=k, n_random=n_random, seed=cfg.seed, max_examples=max_examples)
-    methods = build_methods(cfg, split.label_names)
-    result = measure_quality(PriorCache(cfg.cache_dir), split, methods, reference, settings, extra_methods or [])
-    if out:
-        from eg_train.foundation.io import atomic_write_json
-
-        atomic_write_json(out, result, default=str)
-    return result
+        print(json.dumps(quality(cfg, sub.k, sub.n_random, sub.max_examples, sub.extra_methods, sub.out), indent=2))
 
 
 def _parser_namespace_to_config(ns) -> PriorsConfig:

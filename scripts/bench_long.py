@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eg_train.foundation.data.source import DataSpec, load_split, readable_label  # noqa: E402
+from eg_train.foundation.data.source import DataSpec, load_split  # noqa: E402
 from eg_train.foundation.models.resolve import cache_dir, load_causal_lm, load_sequence_classifier  # noqa: E402
 from eg_train.foundation.words import Words, split_words  # noqa: E402
 from priors.base import PriorBatch  # noqa: E402

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
-from eg_train.evaluation.attacks.build import AttackConfig, AttackFileError, build_attacks, save_attacks
+from eg_train.evaluation.attacks.build import AttackConfig, build_attacks, save_attacks
 from eg_train.evaluation.attacks.flags import change_note
 from eg_train.evaluation.attacks.recipes import ModelAttackConfig
-from eg_train.evaluation.evaluate import CheckpointLabelError, EvalConfig, evaluate_checkpoint
+from eg_train.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 
 # What each call did, one line per result: the CLI shows these lines on stdout.
 log = logging.getLogger("eg_train.evaluation.api")

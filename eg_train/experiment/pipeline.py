@@ -27,7 +27,7 @@ from typing import Any
 
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
-from eg_train.foundation.io import LockedError, atomic_write_json, atomic_write_text, locked, update_json
+from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
 

@@ -1,6 +1,5 @@
 """Prior cache: resume after a kill, sharding, mismatch errors, plain `datasets` on disk."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -7,7 +7,8 @@ import pytest
 
 from eg_train.foundation.data import DataSpec, load_split
 from priors.cache import PriorCache
-from priors.cli import main, run_quality
+from priors.api import quality as run_quality
+from priors.cli import main
 from priors.config import PriorsConfig
 from priors.prompts import class_aware_template, plain_template
 from priors.quality import label_logprob_matrix, stored_quality

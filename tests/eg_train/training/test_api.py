@@ -14,7 +14,7 @@ import yaml
 
 from eg_train.foundation.data import DataSpec
 from eg_train.foundation.data.fewshot import SampleSpec
-from eg_train.training.api import DataOptions, ModelOptions, PriorSpec, TrainConfig, TrainerOptions, TrainResult, fit
+from eg_train.training.api import DataOptions, ModelOptions, PriorSpec, TrainConfig, TrainResult, fit
 from eg_train.training.datamodule import EGDataModule
 from eg_train.training.module import EGModule
 

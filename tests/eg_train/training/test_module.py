@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from eg_train.foundation.attribution import IGConfig, masked_normalise
-from eg_train.foundation.data import DataSpec, load_split
 from eg_train.training.datamodule import EncodedDataset, collate
 from eg_train.training.module import EGModule, LoraSpec
 

@@ -8,7 +8,6 @@ import torch
 
 from eg_train.evaluation.attacks.core import TextState
 from eg_train.evaluation.attacks.model_attack import (
-    LevenshteinEditDistance,
     ModelAttack,
     NoNegationOrAntonym,
     RepeatModification,
