@@ -111,15 +111,15 @@ FEW = ["card_arrival", "card_linking", "card_not_working", "pin_blocked", "age_l
 def test_label_logprobs_equal_full_prompts_for_every_label(smollm, labels):
     """One body forward + the label prefix tree equals one uncached forward per (text, label)."""
     scorer = LabelScorer(*smollm, class_aware_template(labels), labels, batch_size=2)
-    lp = scorer.label_logprobs(TEXTS[:3])
-    assert lp.shape == (3, len(labels)) and lp.dtype == torch.float64
+    lp = scorer.label_logprobs(TEXTS[:2])
+    assert lp.shape == (2, len(labels)) and lp.dtype == torch.float64
     ks = [labels.index(n) for n in FEW]  # shared first tokens ("card …") exercise the tree
-    full = np.array([[scorer.full_prompt_log_prob(t, k) for k in ks] for t in TEXTS[:3]])
+    full = np.array([[scorer.full_prompt_log_prob(t, k) for k in ks] for t in TEXTS[:2]])
     np.testing.assert_allclose(lp[:, ks].numpy(), full, atol=2e-4)
-    # The expanded-cache fallback (no shared attention) gives the same numbers.
+    # The expanded-cache fallback (no shared attention) gives the same numbers (one text: it is slow).
     slow = LabelScorer(*smollm, class_aware_template(labels), labels, batch_size=2)
     slow._shared_prefix = False
-    np.testing.assert_allclose(slow.label_logprobs(TEXTS[:3]).numpy(), lp.numpy(), atol=2e-4)
+    np.testing.assert_allclose(slow.label_logprobs(TEXTS[:1]).numpy(), lp[:1].numpy(), atol=2e-4)
 
 
 def test_label_tree_shares_prefixes_and_scores_each_label_once():
