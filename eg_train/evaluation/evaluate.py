@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from eg_train.evaluation.attribution import encode_texts, predict_proba
 from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
 from eg_train.evaluation.metrics import accuracy, classification_metrics
 from eg_train.foundation.device import resolve_device
+from eg_train.foundation.io import atomic_write_text
 from eg_train.foundation.words import split_words
 
 if TYPE_CHECKING:
@@ -103,13 +102,6 @@ def check_labels(checkpoint: str | Path, test: LabelledSplit) -> list[str]:
 def _predict(model, tokenizer, texts: Sequence[str], cfg: EvalConfig) -> np.ndarray:
     enc = encode_texts(tokenizer, texts, cfg.max_length)
     return predict_proba(model, [e.input_ids for e in enc], tokenizer.pad_token_id, cfg.batch_size).argmax(-1)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def attacked_metrics(
@@ -263,7 +255,7 @@ def evaluate_checkpoint(
         row.update({k: int(p[i]) for k, p in attack_preds.items()})
         row.update({f"transfer/{k}": int(p[i]) for k, p in transfer_preds.items()})
         lines.append(json.dumps(row))
-    _write_atomic(out / "predictions.jsonl", "\n".join(lines) + "\n")
-    _write_atomic(out / "attributions.jsonl", "".join(json.dumps(r) + "\n" for r in faith_rows))
-    _write_atomic(metrics_path, json.dumps(metrics, indent=2) + "\n")  # last: its presence means "complete"
+    atomic_write_text(out / "predictions.jsonl", "\n".join(lines) + "\n")
+    atomic_write_text(out / "attributions.jsonl", "".join(json.dumps(r) + "\n" for r in faith_rows))
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")  # last: its presence means "complete"
     return metrics

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from eg_train.foundation.data.source import LabelledSplit
+from eg_train.foundation.io import atomic_dir
 from eg_train.evaluation.attacks.core import (
     AttackContext,
     AvoidDefiningWords,
@@ -200,16 +199,8 @@ def save_attacks(attacks: datasets.DatasetDict, path: str | Path, overwrite: boo
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite true to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_dir(path, replace=overwrite) as tmp:
         attacks.save_to_disk(str(tmp))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
