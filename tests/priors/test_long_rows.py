@@ -25,6 +25,15 @@ SCRIPT = textwrap.dedent(
     from priors.compute import compute_priors
     from priors.config import PriorsConfig, build_methods, load_examples
 
+    def peak_rss_kb():
+        # VmHWM is this process's own peak. getrusage's ru_maxrss is not: a child started by vfork
+        # + exec (subprocess does that) inherits the parent's peak, here the whole pytest process.
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
     csv, cache = sys.argv[1], sys.argv[2]
     spec = DataSpec(files={"train": csv}, text_column="text", label_column="category",
                     labels=["card_arrival", "pin_blocked"])
@@ -34,7 +43,7 @@ SCRIPT = textwrap.dedent(
     summary = compute_priors(split, method, PriorCache(cache), batch_size=2, progress=False)
     scores = PriorCache(cache).scores_for(split, "cap")
     print(json.dumps({
-        "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_kb": peak_rss_kb(),
         "computed": summary.computed, "truncated": summary.truncated,
         "n_words": [len(s) for s in scores],
         "nonzero_last": int(np.flatnonzero(np.asarray(scores[0])).max()),

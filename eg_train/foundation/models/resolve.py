@@ -145,10 +145,17 @@ def _converted_gguf_dir(resolved: ResolvedModel) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    # Shards converting at once: the first rename wins, the others' copies are discarded.
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+    # Processes converting at once (shards, pipeline workers): the first rename wins, and a process
+    # that finds the converted copy in place by now keeps it and discards its own work.
+    if (target / "config.json").is_file():
+        return target
+    try:
+        with atomic_dir(target) as tmp:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+    except FileExistsError:
+        if not (target / "config.json").is_file():
+            raise
     return target
 
 
