@@ -30,31 +30,10 @@ from typing import Sequence
 
 import numpy as np
 
+# The stopword list, word normalisation and the content-word rule are the foundation's (the prior
+# quality metrics mine keywords with the same ones): attacks never insert, replace or rank a stopword.
+from eg_train.foundation.keywords import STOPWORDS, content_word, normalise_word  # noqa: F401 (re-exported)
 from eg_train.foundation.words import split_words
-
-# A short, standard English function-word list: attacks never insert, replace or rank these.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before
-    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-    don't down during each few for from further had hadn't has hasn't have haven't having he her here
-    hers herself him himself his how i i'm i've if in into is isn't it it's its itself just let me more
-    most my myself no nor not of off on once only or other ought our ours ourselves out over own same
-    she should shouldn't so some such than that that's the their theirs them themselves then there
-    these they this those through to too under until up very was wasn't we were weren't what when where
-    which while who whom why will with won't would wouldn't you you're your yours yourself yourselves
-    im ive dont cant didnt doesnt also get got still please yes ok hi hello thanks thank""".split()
-)
-
-
-def normalise_word(word: str) -> str:
-    """Lexicon key of a word: lower-case, curly apostrophe folded to ``'``."""
-    return word.lower().replace("’", "'")
-
-
-def content_word(word: str) -> bool:
-    """A word the attacks may touch: alphabetic, at least 3 letters, not a stopword."""
-    return len(word) >= 3 and word.isalpha() and word not in STOPWORDS
-
 
 @dataclass
 class Lexicon:
