@@ -32,8 +32,7 @@ import numpy as np
 
 # The stopword list, word normalisation and the content-word rule are the foundation's (the prior
 # quality metrics mine keywords with the same ones): attacks never insert, replace or rank a stopword.
-from eg_train.foundation.keywords import STOPWORDS, content_word, normalise_word  # noqa: F401 (re-exported)
-from eg_train.foundation.words import split_words
+from eg_train.foundation.keywords import STOPWORDS, content_word, document_counts, document_sets, normalise_word  # noqa: F401 (re-exported)
 
 @dataclass
 class Lexicon:
@@ -120,10 +119,6 @@ def split_fingerprint(texts: Sequence[str], labels: Sequence[int], label_names: 
     return h.hexdigest()[:16]
 
 
-def _doc_sets(texts: Sequence[str]) -> list[set[str]]:
-    return [{normalise_word(w) for w in split_words(t).words} for t in texts]
-
-
 def _centroid_confusion(
     docs: list[set[str]], labels: np.ndarray, vocab: dict[str, int], num_labels: int, folds: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -177,17 +172,10 @@ def build_lexicon(
         raise ValueError(f"folds must be >= 2, got {folds}")
     y = np.asarray(labels, dtype=np.int64)
     k = len(label_names)
-    docs = _doc_sets(texts)
-    df: dict[str, int] = {}
-    for d in docs:
-        for w in d:
-            df[w] = df.get(w, 0) + 1
-    vocab = sorted(w for w, c in df.items() if c >= min_count)
+    docs = document_sets(texts)
+    dc = document_counts(texts, y, k, min_count)
+    vocab, counts = dc.vocab, dc.counts
     index = {w: i for i, w in enumerate(vocab)}
-    counts = np.zeros((k, len(vocab)), dtype=np.int64)
-    for d, c in zip(docs, y):
-        cols = [index[w] for w in d if w in index]
-        counts[c, cols] += 1
     confusion, similarity = _centroid_confusion(docs, y, index, k, folds, seed)
     return Lexicon(
         vocab=vocab,
