@@ -17,6 +17,11 @@ class-correlated artefact?
    (:mod:`eg_train.evaluation.shortcut`: accuracy, shortcut reliance, IG artefact share), and every
    prior's artefact share on the training texts; ``<results>.{json,md}`` with per-seed values,
    means and paired differences from CE (:mod:`eg_train.experiment.shortcut_results`).
+4. **Validation, for choosing settings.** Every model is also scored on the validation texts made
+   counter-shortcut (:func:`counter_validation`: each validation text with every other class's
+   artefact in place of its own). Recipes (beta, its schedule, the alignment loss) and the "best
+   variant" of the target check are chosen on these, never on the test sets; ``report_test:
+   false`` writes a results file with the validation metrics only (a selection run).
 
 Every step resumes: the data is rebuilt only to check its fingerprint, the pipeline skips what
 exists, and each model's shortcut evaluation is kept in ``<out_dir>/shortcut_eval``. With
@@ -101,6 +106,9 @@ class ShortcutBenchmarkConfig:
     diagnostics_batches: int = 2
     results: str | None = "results/shortcut_banking77_5shot"
     skip_pipeline: bool = False  # only evaluate the models that exist (partial results)
+    # False: the results file reports validation metrics only (a run that chooses a recipe; the
+    # test metrics are still computed and cached for the final run, but not shown).
+    report_test: bool = True
 
 
 def _paths(cfg: ShortcutBenchmarkConfig) -> dict[str, Path]:
@@ -153,6 +161,60 @@ def build_data(cfg: ShortcutBenchmarkConfig):
     return data, spec
 
 
+def counter_validation(data) -> "datasets.DatasetDict":
+    """The validation split as clean / counter-shortcut / aligned splits (the test splits' names).
+
+    Counter-shortcut: every validation text once with each other class's artefact, in the place of
+    its own artefact (a text without one gets it as its first word); clean: the texts without any
+    artefact; aligned: the texts as trained (their own class's artefact). Deterministic: no draw.
+    """
+    import datasets
+
+    from eg_train.foundation.data.shortcut import insert_word
+    from eg_train.foundation.words import split_words
+
+    if "validation" not in data or len(data["validation"]) == 0:
+        raise ShortcutFileError("the shortcut dataset has no validation split (val_per_class: 0?)")
+    val = data["validation"]
+    meta = shortcut_metadata(val)
+    artefacts = meta["artefacts"]
+    rows: dict[str, list] = {k: [] for k in ("id", "text", "original_text", "label", "artefact", "artefact_class",
+                                              "artefact_positions")}
+    for rid, text, original, y, positions in zip(val["id"], val["text"], val["original_text"], val["label"],
+                                                 val["artefact_positions"]):
+        for c, word in enumerate(artefacts):
+            if c == int(y):
+                continue
+            if positions:
+                k = positions[0]
+                start, end = split_words(text).spans[k]
+                new = f"{text[:start]}{word}{text[end:]}"
+            else:
+                k, new = 0, insert_word(original, word, 0)
+            if split_words(new).words[k] != word:  # the recorded position must hold the artefact
+                raise AssertionError(f"counter-shortcut validation: {word!r} not at word {k} of {new!r}")
+            for key, value in (("id", f"{rid}~{c}"), ("text", new), ("original_text", original), ("label", int(y)),
+                               ("artefact", word), ("artefact_class", c), ("artefact_positions", [k])):
+                rows[key].append(value)
+
+    def split(name: str, columns: dict) -> datasets.Dataset:
+        ds = datasets.Dataset.from_dict(columns)
+        ds.info.description = json.dumps({**meta, "split": name, "n": len(ds),
+                                          "n_with_artefact": sum(1 for p in columns["artefact_positions"] if p)})
+        return ds
+
+    clean = {"id": list(val["id"]), "text": list(val["original_text"]), "original_text": list(val["original_text"]),
+             "label": list(val["label"]), "artefact": [""] * len(val), "artefact_class": [-1] * len(val),
+             "artefact_positions": [[] for _ in range(len(val))]}
+    aligned = {k: list(val[k]) for k in rows}
+    return datasets.DatasetDict({"test_clean": split("validation_clean", clean),
+                                 "test_counter": split("validation_counter", rows),
+                                 "test_aligned": split("validation_aligned", aligned)})
+
+
+VALIDATION_KEYS = ("clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance")
+
+
 def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineConfig:
     """The pipeline run on the shortcut files (every training text is in the k-shot sample)."""
     return PipelineConfig(
@@ -175,16 +237,26 @@ def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineCon
         workers=cfg.workers,
         device=cfg.device,
         results=None,
-        name="shortcut",
+        # One name per results file: a selection config and the benchmark share out_dir (runs and
+        # priors are reused) without claiming each other's pipeline report.
+        name=Path(cfg.results).name if cfg.results else "shortcut",
     )
 
 
 def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple[str, float]:
-    """Shortcut metrics of one model into ``target`` (a worker job); returns ``(target, seconds)``."""
+    """Shortcut metrics of one model into ``target`` (a worker job; an existing file without the
+    validation metrics gets them added); returns ``(target, seconds)``."""
     from eg_train.evaluation.shortcut import evaluate_shortcut_model
 
     t = time.perf_counter()
-    atomic_write_json(target, evaluate_shortcut_model(model, load_shortcut(data_dir), **kwargs))
+    data = load_shortcut(data_dir)
+    path = Path(target)
+    out = json.loads(path.read_text()) if path.is_file() else evaluate_shortcut_model(model, data, **kwargs)
+    if "validation" not in out:
+        val = evaluate_shortcut_model(model, counter_validation(data), ig_examples=0, train_ig_examples=0,
+                                      device=kwargs.get("device", "cpu"))
+        out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter_validation(data)["test_counter"])}
+    atomic_write_json(target, out)
     return target, time.perf_counter() - t
 
 
@@ -205,7 +277,8 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
         for s in cfg.seeds:
             model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
             target = paths["eval"] / f"{v.name}-seed{s}.json"
-            if not target.is_file() and (model / "config.json").is_file():
+            if (model / "config.json").is_file() and (
+                    not target.is_file() or "validation" not in json.loads(target.read_text())):
                 jobs.append((str(model), str(paths["data"]), str(target), kwargs))
     paths["eval"].mkdir(parents=True, exist_ok=True)
     if cfg.workers > 1 and len(jobs) > 1:
@@ -223,10 +296,35 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
         for s in cfg.seeds:
             target = paths["eval"] / f"{v.name}-seed{s}.json"
             if target.is_file():
-                out.setdefault(v.name, {})[s] = json.loads(target.read_text())
-                m = out[v.name][s]
+                m = json.loads(target.read_text())
+                m.update(training_trace(paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "metrics.csv"))
+                # Flat keys for the results tables: validation metrics as val_<metric>.
+                m.update({f"val_{k}": x for k, x in m.get("validation", {}).items() if k in VALIDATION_KEYS})
+                out.setdefault(v.name, {})[s] = m
                 log.info("%s seed %d: clean %.3f counter %.3f reliance %.3f", v.name, s, m["clean_accuracy"],
                          m["counter_accuracy"], m["shortcut_reliance"])
+    return out
+
+
+def training_trace(metrics_csv: Path) -> dict[str, float]:
+    """The alignment weight a run used (``train_beta``) and, for a ``grad_ratio`` run, the measured
+    ``||grad align|| / ||grad CE||`` at weight 1 (``train_grad_ratio``), from its logged steps:
+    first, median and last value of each (empty when the run logged none)."""
+    import csv
+    import math
+
+    if not metrics_csv.is_file():
+        return {}
+    with metrics_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict[str, float] = {}
+    for key in ("train_beta", "train_grad_ratio", "train_ce", "train_align"):
+        xs = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+        xs = [x for x in xs if math.isfinite(x)]
+        if xs:
+            import numpy as np
+
+            out.update({f"{key}_first": xs[0], f"{key}_median": float(np.median(xs)), f"{key}_last": xs[-1]})
     return out
 
 

@@ -4,8 +4,11 @@ Per model variant: the per-seed values of clean / counter-shortcut / aligned acc
 reliance and IG artefact share, their mean ± sample std, and the difference from CE paired by seed
 with a 95 % Student-t interval (``mean ± t_{0.975, n-1} · sd / sqrt(n)``; with 3 seeds a bootstrap
 has only 10 distinct resamples, so the t interval is the honest choice). Per prior: its artefact
-share on the training texts. The issue's targets are checked for the variant with the lowest
-reliance. A hand-written analysis between ``<!-- analysis -->`` and ``<!-- /analysis -->`` in an
+share on the training texts. Every model's validation metrics (``val_*``: the validation texts
+made counter-shortcut, :func:`eg_train.experiment.shortcut.counter_validation`) come beside them;
+the issue's targets are checked for the variant with the lowest *validation* reliance (chosen
+without looking at the test sets). With ``report_test`` false only the validation metrics are
+written (a run that chooses a recipe). A hand-written analysis between ``<!-- analysis -->`` and ``<!-- /analysis -->`` in an
 existing ``<prefix>.md`` is kept.
 """
 
@@ -26,6 +29,9 @@ from eg_train.foundation.io import atomic_write_json, atomic_write_text
 
 METRICS = ["clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs", "ig_top1",
            "train_ig_share_minmax"]
+VAL_METRICS = ["val_clean_accuracy", "val_counter_accuracy", "val_shortcut_reliance"]
+# The training trace of a run (eg_train.experiment.shortcut.training_trace): training data only.
+TRACE = ("train_beta_", "train_grad_ratio_", "train_ce_", "train_align_")
 _ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
 # Two-sided 95 % Student-t quantiles t_{0.975, df} (checked against scipy in the tests).
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -59,19 +65,30 @@ def paired(xs: list[float], base: list[float]) -> dict[str, Any]:
     return d
 
 
+def choose_on_validation(models: dict[str, Any]) -> str | None:
+    """The variant (not CE) with the lowest mean validation reliance, ties to the higher validation
+    counter-shortcut accuracy; None when no variant has validation metrics."""
+    have = {k: v["metrics"] for k, v in models.items() if k != "ce" and "val_shortcut_reliance" in v["metrics"]}
+    if not have:
+        return None
+    return min(have, key=lambda k: (have[k]["val_shortcut_reliance"]["mean"], -have[k]["val_counter_accuracy"]["mean"]))
+
+
 def _targets(models: dict[str, Any], n_seeds: int) -> dict[str, Any] | None:
-    """The issue's targets for the prior variant with the lowest mean reliance (all seeds run)."""
+    """The issue's targets for the prior variant chosen on validation (all seeds run)."""
     ce = models.get("ce")
     done = {k: v for k, v in models.items() if k != "ce" and len(v["seeds"]) == n_seeds and "shortcut_reliance" in v["metrics"]}
     if not ce or not done or len(ce["seeds"]) != n_seeds:
         return None
-    best = min(done, key=lambda k: done[k]["metrics"]["shortcut_reliance"]["mean"])
+    best = choose_on_validation(done)
+    if best is None:
+        return None
     row, base = done[best], ce["metrics"]
     rel = row["metrics"]["shortcut_reliance"]["mean"] / max(base["shortcut_reliance"]["mean"], 1e-12)
     gain = row["vs_ce"]["counter_accuracy"]["mean"]
     clean = row["vs_ce"]["clean_accuracy"]["mean"]
     return {
-        "best_variant": best,
+        "best_variant": best, "chosen_on": "validation reliance",
         "reliance_ratio": rel, "halves_reliance": rel <= 0.5,
         "counter_gain": gain, "gains_10_points": gain >= 0.10,
         "clean_delta": clean, "clean_within_1_point": clean >= -0.01,
@@ -86,6 +103,8 @@ def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dic
 
     meta = shortcut_metadata(data["train"])
     base = models.get("ce", {})
+    report_test = getattr(cfg, "report_test", True)
+    keys = (METRICS if report_test else []) + VAL_METRICS
     out_models: dict[str, Any] = {}
     for v in cfg.variants:
         per_seed = models.get(v.name, {})
@@ -93,9 +112,12 @@ def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dic
         if not seeds:
             continue
         row: dict[str, Any] = {"priors": list(v.priors), "fusion": v.fusion, "train": v.train,
-                               "seeds": seeds, "per_seed": {str(s): per_seed[s] for s in seeds},
+                               "seeds": seeds,
+                               "per_seed": {str(s): per_seed[s] if report_test else
+                                            {k: x for k, x in per_seed[s].items() if k in VAL_METRICS or k.startswith(TRACE)}
+                                            for s in seeds},
                                "metrics": {}, "vs_ce": {}}
-        for k in METRICS:
+        for k in keys:
             have = [s for s in seeds if k in per_seed[s]]
             if have:
                 row["metrics"][k] = stats([per_seed[s][k] for s in have])
@@ -116,10 +138,12 @@ def collect(cfg, data, models: dict[str, dict[int, dict]], priors: dict[str, dic
                      "train_config": cfg.train_config, "train": cfg.train,
                      "ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps},
         "partial": bool(missing),
+        "report_test": report_test,
         "missing": missing,
         "models": out_models,
         "priors": priors,
-        "targets": _targets(out_models, len(cfg.seeds)),
+        "targets": _targets(out_models, len(cfg.seeds)) if report_test else None,
+        "chosen_on_validation": choose_on_validation(out_models),
         "timings": timings,
         "pipeline_timings": pipeline_timings,
         "command": command,
@@ -164,6 +188,10 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"Priors: {res['settings']['llm']} (n = {res['settings']['n_samples']}); model {res['settings']['slm']}; "
         f"training options over `{res['settings']['train_config']}`: `{json.dumps(res['settings']['train'])}`.",
         "",
+    ]
+    if not res.get("report_test", True):
+        return _render_validation(res, lines)
+    lines += [
         "Values in %, mean ± sample std over seeds. Reliance: share of counter-shortcut predictions that are the "
         f"artefact's class (chance {100 / max(1, len(arts)):.1f} %). IG share: share of |IG| (towards the predicted "
         f"class) on the artefact word, {res['settings']['ig_examples']} counter-shortcut texts; on the training texts: "
@@ -183,10 +211,13 @@ def render_markdown(res: dict[str, Any]) -> str:
             d = row["vs_ce"]
             lines.append(f"| {name} | " + " | ".join(_pct(d.get(k), signed=True) for k in
                                                      ("clean_accuracy", "counter_accuracy", "shortcut_reliance", "ig_share_abs")) + " |")
-    lines += ["", "Per seed:", "", "| model | seed | clean | counter | aligned | reliance | IG share |", "|---|---|---|---|---|---|---|"]
+    lines += _validation_table(res)
+    lines += ["", "Per seed (val.: the validation texts made counter-shortcut):", "",
+              "| model | seed | clean | counter | aligned | reliance | IG share | val. counter | val. reliance |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, row in res["models"].items():
         for s, m in row["per_seed"].items():
-            cells = [f"{100 * m[k]:.1f}" if k in m else "–" for k in METRICS[:5]]
+            cells = [f"{100 * m[k]:.1f}" if k in m else "–" for k in METRICS[:5] + VAL_METRICS[1:]]
             lines.append(f"| {name} | {s} | " + " | ".join(cells) + " |")
     if res["priors"]:
         lines += ["", "Prior mass on the artefact (training texts that carry it). |score|: share of absolute scores; "
@@ -196,6 +227,22 @@ def render_markdown(res: dict[str, Any]) -> str:
         for name, p in res["priors"].items():
             lines.append(f"| {name} | {p['n']} | {100 * p['share_abs']:.1f} | {100 * p['share_minmax']:.1f} | "
                          f"{100 * p['top1']:.1f} | {100 * p['uniform']:.1f} |")
+    traced = [(name, s, m) for name, row in res["models"].items() for s, m in row["per_seed"].items()
+              if "train_beta_median" in m and name != "ce"]
+    if traced:
+        lines += ["", "The alignment weight during training (logged steps of each run: first / median / last), and for the "
+                  "gradient-ratio recipe the measured ‖∇align‖ / ‖∇CE‖ at weight 1 and the CE loss:", "",
+                  "| model | seed | β first / median / last | ‖∇align‖/‖∇CE‖ first / median / last | CE first / last |",
+                  "|---|---|---|---|---|"]
+
+        def three(m: dict, key: str, fmt: str = ".3g") -> str:
+            if f"{key}_median" not in m:
+                return "–"
+            return " / ".join(f"{m[f'{key}_{w}']:{fmt}}" for w in ("first", "median", "last"))
+
+        for name, s, m in traced:
+            ce = f"{m['train_ce_first']:.3f} / {m['train_ce_last']:.3f}" if "train_ce_first" in m else "–"
+            lines.append(f"| {name} | {s} | {three(m, 'train_beta')} | {three(m, 'train_grad_ratio')} | {ce} |")
     diag = res.get("alignment_diagnostics") or {}
     if diag:
         lines += ["", "Alignment against CE on training batches (β = 1; medians over batches): the losses, the gradient norms "
@@ -207,7 +254,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                              f"{g['ratio_align_over_ce']:.2f} | {g['cosine']:+.3f} |")
     t = res["targets"]
     if t:
-        lines += ["", f"Targets (best variant by reliance: **{t['best_variant']}**): reliance {100 * t['reliance_ratio']:.0f} % of CE's "
+        lines += ["", f"Targets (best variant by validation reliance: **{t['best_variant']}**): reliance {100 * t['reliance_ratio']:.0f} % of CE's "
                   f"(halved: {'yes' if t['halves_reliance'] else 'no'}); counter-shortcut accuracy {100 * t['counter_gain']:+.1f} points "
                   f"(≥ +10: {'yes' if t['gains_10_points'] else 'no'}); clean accuracy {100 * t['clean_delta']:+.1f} points "
                   f"(within 1: {'yes' if t['clean_within_1_point'] else 'no'})."]
@@ -218,6 +265,41 @@ def render_markdown(res: dict[str, Any]) -> str:
                   f"pipeline step times summed: LLM priors {_minutes(pt, 'priors_lime') + _minutes(pt, 'priors_cap'):.1f} min, IG prior "
                   f"{_minutes(pt, 'priors_ig'):.1f} min, training {_minutes(pt, 'train_'):.1f} min, pipeline evaluation {_minutes(pt, 'eval_'):.1f} min "
                   f"(machine: {res['machine']['cpus']} CPUs)."]
+    return "\n".join(lines) + "\n"
+
+
+def _validation_table(res: dict[str, Any]) -> list[str]:
+    n = next((m.get("validation", {}).get("n_counter") for row in res["models"].values()
+              for m in row["per_seed"].values() if m.get("validation")), None)
+    lines = ["", "Validation (the settings are chosen on these, never on the test sets): the validation texts clean, and "
+             f"each with every other class's artefact in place of its own{f' ({n} texts)' if n else ''}; % , mean ± std "
+             "over seeds, Δ paired with CE [95 % t interval].", "",
+             "| model | val. clean acc. | val. counter-shortcut acc. (Δ) | val. reliance ↓ (Δ) | seeds |", "|---|---|---|---|---|"]
+    for name, row in res["models"].items():
+        m, d = row["metrics"], row["vs_ce"]
+        if "val_shortcut_reliance" not in m:
+            continue
+        delta = lambda k: f" ({_pct(d[k], signed=True)})" if k in d else ""  # noqa: E731
+        lines.append(f"| {name} | {_pct(m.get('val_clean_accuracy'))} | {_pct(m.get('val_counter_accuracy'))}"
+                     f"{delta('val_counter_accuracy')} | {_pct(m.get('val_shortcut_reliance'))}{delta('val_shortcut_reliance')} | "
+                     f"{len(row['seeds'])} |")
+    if res.get("chosen_on_validation"):
+        lines += ["", f"Lowest validation reliance: **{res['chosen_on_validation']}**."]
+    return lines
+
+
+def _render_validation(res: dict[str, Any], lines: list[str]) -> str:
+    """A selection run's file: validation metrics only (the test metrics are not shown)."""
+    lines += ["**Selection run**: only validation metrics are reported here; the test sets are not looked at."]
+    lines += _validation_table(res)
+    lines += ["", "Per seed (β: the alignment weight over the logged training steps, first / median / last):", "",
+              "| model | seed | val. clean | val. counter | val. reliance | β | ‖∇align‖/‖∇CE‖ at weight 1 |", "|---|---|---|---|---|---|---|"]
+    for name, row in res["models"].items():
+        for s, m in row["per_seed"].items():
+            trace = [" / ".join(f"{m[f'{key}_{w}']:.3g}" for w in ("first", "median", "last")) if f"{key}_median" in m else "–"
+                     for key in ("train_beta", "train_grad_ratio")]
+            lines.append(f"| {name} | {s} | " + " | ".join(f"{100 * m[k]:.1f}" if k in m else "–" for k in VAL_METRICS)
+                         + " | " + " | ".join(trace) + " |")
     return "\n".join(lines) + "\n"
 
 

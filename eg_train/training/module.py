@@ -6,6 +6,20 @@ word and normalised per example over the words that have tokens; the squared err
 over those words, then over the examples that have a prior. Without priors in a batch (or with
 ``beta = 0``) the step is plain cross-entropy through the same code path.
 
+Two options change what the alignment does (issue 13: a prior that should pull a model off a
+class-correlated artefact barely did, because the alignment gradient at a CE-like model was ~0.3x
+CE's and a relative target leaves the artefact's absolute contribution free):
+
+- ``grad_ratio > 0`` sets the alignment weight from a target gradient ratio instead of a constant:
+  ``beta_t = grad_ratio * ||grad CE|| / ||grad align||`` (norms over all trainable weights, measured
+  every ``grad_ratio_every`` steps on the training batch itself, smoothed by an exponential moving
+  average, capped at ``beta_max``). The measuring step computes the two gradients separately and
+  combines them, so it costs one extra CE backward, not a second double backward.
+- ``alignment_loss = "rrr"`` replaces the MSE of normalised attributions by a right-for-the-right-
+  reasons penalty (Ross et al. 2017, soft mask): ``mean_w (1 - norm(prior)_w) * IG_w^2`` on the raw
+  (unnormalised) word attributions, so a word the prior calls irrelevant is pushed towards zero
+  contribution in absolute terms, not only relative to the text's other words.
+
 Traps handled here (SPEC §3): the model is loaded with eager attention (fused SDPA kernels have
 no double backward); the IG path is its own leaf when the embeddings are frozen (LoRA); the
 total loss is returned to Lightning for one backward, so DDP all-reduces the second-order
@@ -61,6 +75,14 @@ class ModelOptions:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     lora: LoraSpec | None = None
+    alignment_loss: str = "mse"
+    grad_ratio: float = 0.0
+    grad_ratio_every: int = 1
+    grad_ratio_smoothing: float = 0.5
+    beta_max: float = 100.0
+
+
+ALIGNMENT_LOSSES = ("mse", "rrr")
 
 
 @dataclass
@@ -80,6 +102,15 @@ class _Calibration:
     history: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _RatioState:
+    """The smoothed ``||grad CE|| / ||grad align||`` of the ``grad_ratio`` weight (None: not measured)."""
+
+    ce_over_align: float | None = None
+    at_step: int = -1
+    last_ratio: float = float("nan")  # the last measured ||grad align|| / ||grad CE|| at weight 1
+
+
 class EGModule(L.LightningModule):
     """Sequence classifier trained with cross-entropy plus IG-to-prior alignment.
 
@@ -94,6 +125,16 @@ class EGModule(L.LightningModule):
         ig_dropout: run the IG forward with dropout active (default off: the attribution of the
             deterministic model is what is aligned, and what captum computes).
         lora: LoRA adapters, or None to fine-tune every weight.
+        alignment_loss: ``mse`` (the paper's MSE of normalised attributions) or ``rrr`` (the
+            artefact-style penalty ``mean_w (1 - norm(prior)_w) * IG_w^2`` on raw attributions).
+        grad_ratio: 0 for a constant ``beta``; > 0 sets the alignment weight each measured step to
+            ``grad_ratio * ||grad CE|| / ||grad align||`` (``beta`` is then unused), so that the
+            alignment gradient is ``grad_ratio`` times CE's whatever the two losses' scales.
+        grad_ratio_every: measure the two gradient norms every this many optimisation steps.
+        grad_ratio_smoothing: exponential moving average factor of the measured ratio (0: the last
+            measurement only).
+        beta_max: the largest weight ``grad_ratio`` may set (a guard where the alignment gradient
+            vanishes, e.g. a prior equal to the model's own attribution).
     """
 
     def __init__(
@@ -109,6 +150,11 @@ class EGModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         lora: LoraSpec | None = None,
+        alignment_loss: str = "mse",
+        grad_ratio: float = 0.0,
+        grad_ratio_every: int = 1,
+        grad_ratio_smoothing: float = 0.5,
+        beta_max: float = 100.0,
     ) -> None:
         super().__init__()
         if not label_names:
@@ -117,6 +163,13 @@ class EGModule(L.LightningModule):
             raise ConfigError(f"model.beta must be >= 0, got {beta}")
         if not 0.0 <= beta_warmup_ratio <= 1.0:
             raise ConfigError(f"model.beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
+        if alignment_loss not in ALIGNMENT_LOSSES:
+            raise ConfigError(f"model.alignment_loss must be one of {list(ALIGNMENT_LOSSES)}, got {alignment_loss!r}")
+        if grad_ratio < 0 or beta_max <= 0:
+            raise ConfigError(f"model.grad_ratio must be >= 0 and model.beta_max > 0, got {grad_ratio} and {beta_max}")
+        if grad_ratio_every < 1 or not 0.0 <= grad_ratio_smoothing < 1.0:
+            raise ConfigError("model.grad_ratio_every must be >= 1 and model.grad_ratio_smoothing in [0, 1), got "
+                              f"{grad_ratio_every} and {grad_ratio_smoothing}")
         # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
         ig = IGConfig(**ig) if isinstance(ig, dict) else ig
         lora = LoraSpec(**lora) if isinstance(lora, dict) else lora
@@ -146,6 +199,7 @@ class EGModule(L.LightningModule):
         # from_pretrained returns eval mode; Lightning keeps module modes, so switch dropout on here.
         self.model.train()
         self._calib = _Calibration()
+        self._ratio = _RatioState()
 
     @classmethod
     def from_options(cls, options: ModelOptions, label_names: list[str]) -> "EGModule":
@@ -240,38 +294,98 @@ class EGModule(L.LightningModule):
             )
         return word_attributions(token_attr, sub["word_ids"], sub["word_mask"].shape[1]), sub
 
-    def compute_losses(self, batch: dict[str, Tensor]) -> AlignmentLosses:
-        """CE on the batch plus ``beta`` times the alignment loss on the rows that have a prior."""
+    def compute_losses(self, batch: dict[str, Tensor], beta: float | None = None) -> AlignmentLosses:
+        """CE on the batch plus ``beta`` (default :attr:`current_beta`) times the alignment loss on
+        the rows that have a prior."""
         logits = self(batch)
         ce = F.cross_entropy(logits, batch["labels"])
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         has_prior = batch.get("has_prior")
         n = int(has_prior.sum()) if has_prior is not None else 0
-        beta = self.current_beta
+        beta = self.current_beta if beta is None else beta
         if beta == 0 or n == 0 or not torch.is_grad_enabled():
             return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
         rows = torch.nonzero(has_prior).flatten()
         words, sub = self._word_attributions(batch, rows, create_graph=True)
-        mask = sub["word_mask"]
-        how = self.hparams.normalisation
-        diff = masked_normalise(words, mask, how) - masked_normalise(sub["prior"], mask, how)
-        per_example = (diff.pow(2) * mask).sum(-1) / mask.sum(-1).clamp_min(1)
-        align = per_example.mean()
+        align = self.alignment_loss(words, sub["prior"], sub["word_mask"])
         return AlignmentLosses(ce + beta * align, ce, align, acc, n)
+
+    def alignment_loss(self, words: Tensor, prior: Tensor, mask: Tensor) -> Tensor:
+        """The alignment term for word attributions ``words`` against ``prior`` (both ``[b, w]``).
+
+        ``mse``: mean squared error of the two after the per-example ``normalisation``.
+        ``rrr``: ``mean_w (1 - minmax(prior)_w) * words_w^2``: an absolute penalty on the words the
+        prior ranks low (a word with prior weight 1 is free, one at the text's minimum costs its
+        squared attribution).
+        """
+        counts = mask.sum(-1).clamp_min(1)
+        if self.hparams.get("alignment_loss", "mse") == "rrr":
+            irrelevance = 1.0 - masked_normalise(prior, mask, "minmax")
+            per_example = (irrelevance * words.pow(2) * mask).sum(-1) / counts
+        else:
+            how = self.hparams.normalisation
+            diff = masked_normalise(words, mask, how) - masked_normalise(prior, mask, how)
+            per_example = (diff.pow(2) * mask).sum(-1) / counts
+        return per_example.mean()
+
+    @property
+    def aligns(self) -> bool:
+        """Whether the alignment term is on at all (``beta > 0`` or a ``grad_ratio``)."""
+        return self.hparams.beta > 0 or self.hparams.get("grad_ratio", 0.0) > 0
 
     @property
     def current_beta(self) -> float:
-        """``beta`` for this step: ramped linearly from 0 over the first ``beta_warmup_ratio`` of training.
+        """The alignment weight for this step, times the warm-up ramp (linear from 0 over the first
+        ``beta_warmup_ratio`` of training).
 
-        At initialisation the alignment gradient can dwarf the CE gradient (6.4x on Banking77
-        5-shot with MiniLM, ``scripts/diagnose_alignment.py``), which slows the classifier's
-        learning; the ramp lets CE lead first.
+        The weight is ``beta``, or with ``grad_ratio`` the smoothed ``grad_ratio * ||grad CE|| /
+        ||grad align||`` (0 until the first measurement, which :meth:`training_step` makes on its
+        first aligned step). At initialisation the alignment gradient can dwarf the CE gradient
+        (6.4x on Banking77 5-shot with MiniLM, ``scripts/diagnose_alignment.py``), which slows the
+        classifier's learning; the ramp lets CE lead first.
         """
-        beta, ratio = self.hparams.beta, self.hparams.get("beta_warmup_ratio", 0.0)
+        if self.hparams.get("grad_ratio", 0.0) > 0:
+            c = self._ratio.ce_over_align
+            beta = 0.0 if c is None else min(self.hparams.get("beta_max", 100.0), self.hparams.grad_ratio * c)
+        else:
+            beta = self.hparams.beta
+        ratio = self.hparams.get("beta_warmup_ratio", 0.0)
         if ratio <= 0 or beta == 0 or self._trainer is None:
             return beta
         ramp = max(1.0, ratio * float(self.trainer.estimated_stepping_batches))
         return beta * min(1.0, (self.global_step + 1) / ramp)
+
+    def _ratio_due(self, step: int) -> bool:
+        if self.hparams.get("grad_ratio", 0.0) <= 0:
+            return False
+        return self._ratio.ce_over_align is None or step - self._ratio.at_step >= self.hparams.grad_ratio_every
+
+    def ratio_step(self, batch: dict[str, Tensor], step: int) -> tuple[AlignmentLosses, Tensor]:
+        """One ``grad_ratio`` measuring step: the CE and alignment gradients separately, the new
+        weight from their norms, and a surrogate loss whose gradient is ``grad CE + beta_t * grad
+        align`` (its value is not a loss; the returned :class:`AlignmentLosses` holds the real one).
+        """
+        out = self.compute_losses(batch, beta=1.0)
+        if out.n_aligned == 0 or not out.align.requires_grad:
+            return out, out.loss
+        params = [p for p in self.parameters() if p.requires_grad]
+        g_ce = torch.autograd.grad(out.ce, params, retain_graph=True, allow_unused=True)
+        g_al = torch.autograd.grad(out.align, params, allow_unused=True)
+        n_ce = torch.sqrt(sum((g.float().pow(2).sum() for g in g_ce if g is not None), torch.zeros((), device=self.device)))
+        n_al = torch.sqrt(sum((g.float().pow(2).sum() for g in g_al if g is not None), torch.zeros((), device=self.device)))
+        measured = float(n_ce) / max(float(n_al), 1e-12)
+        s, prev = self.hparams.grad_ratio_smoothing, self._ratio.ce_over_align
+        self._ratio.ce_over_align = measured if prev is None else s * prev + (1 - s) * measured
+        self._ratio.at_step = step
+        self._ratio.last_ratio = float(n_al) / max(float(n_ce), 1e-12)
+        beta = self.current_beta
+        surrogate = out.ce.new_zeros(())
+        for p, a, b in zip(params, g_ce, g_al):
+            g = (a if a is not None else 0) + (beta * b if b is not None else 0)
+            if isinstance(g, Tensor):
+                surrogate = surrogate + (p * g.detach()).sum()
+        loss = (out.ce + beta * out.align).detach()
+        return AlignmentLosses(loss, out.ce.detach(), out.align.detach(), out.acc, out.n_aligned), surrogate
 
     def _uses_priors(self, batch: dict[str, Tensor]) -> bool:
         # Decided per run (not per batch) when a datamodule is attached, so that all DDP ranks
@@ -283,26 +397,32 @@ class EGModule(L.LightningModule):
 
     # -- Lightning hooks ----------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        if self.hparams.beta > 0 and self._uses_priors(batch):
+        uses_priors = self._uses_priors(batch)
+        if self.aligns and uses_priors:
             # Called on every rank at the same steps (the profile is all-reduced under DDP).
             self.maybe_calibrate(batch, self.global_step)
-        out = self.compute_losses(batch)
+        if uses_priors and self._ratio_due(self.global_step):
+            # Norms are per rank under DDP (each rank's weight follows its own batch).
+            out, backward_loss = self.ratio_step(batch, self.global_step)
+        else:
+            out = self.compute_losses(batch)
+            backward_loss = out.loss
         bs = len(batch["labels"])
         # Per step in metrics.csv (the names every reader uses); the progress bar shows epoch means
         # (the last batch of an epoch may hold one example) and the alignment weight in effect:
         # 0 for a run without priors (the CE baseline), whatever model.beta says.
-        beta = self.current_beta if self._uses_priors(batch) else 0.0
-        self.log_dict(
-            {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc,
-             "train_beta": beta},
-            on_step=True, on_epoch=False, prog_bar=False, batch_size=bs, sync_dist=False,
-        )
+        beta = self.current_beta if uses_priors else 0.0
+        logged = {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc,
+                  "train_beta": beta}
+        if self.hparams.get("grad_ratio", 0.0) > 0 and uses_priors:
+            logged["train_grad_ratio"] = self._ratio.last_ratio  # ||grad align|| / ||grad CE|| at weight 1
+        self.log_dict(logged, on_step=True, on_epoch=False, prog_bar=False, batch_size=bs, sync_dist=False)
         self.log_dict(
             {"train_loss_epoch": out.loss, "train_acc_epoch": out.acc},
             on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True,
         )
         self.log("beta", beta, on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=bs)
-        return out.loss
+        return backward_loss
 
     def _eval_step(self, batch: dict[str, Tensor], prefix: str) -> None:
         logits = self(batch)

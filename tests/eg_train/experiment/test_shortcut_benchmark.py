@@ -12,6 +12,7 @@ from eg_train.experiment.pipeline import TrainedVariant, sample_spec
 from eg_train.experiment.shortcut import (
     ShortcutBenchmarkConfig,
     build_data,
+    counter_validation,
     parse_config,
     pipeline_config,
     run_shortcut_benchmark,
@@ -72,9 +73,32 @@ def test_files_are_the_pipelines_sample_in_order(tmp_path, tiny_spec):
         build_data(_cfg(tmp_path, tiny_spec, shortcut=ShortcutConfig(kind="word")))
 
 
-def _fake(clean, counter, reliance):
+def _fake(clean, counter, reliance, val_reliance=None):
+    val = reliance if val_reliance is None else val_reliance
     return {"clean_accuracy": clean, "counter_accuracy": counter, "aligned_accuracy": 1.0,
-            "shortcut_reliance": reliance, "ig_share_abs": 0.5, "ig_top1": 0.5}
+            "shortcut_reliance": reliance, "ig_share_abs": 0.5, "ig_top1": 0.5,
+            "val_clean_accuracy": clean, "val_counter_accuracy": 1.0 - val, "val_shortcut_reliance": val}
+
+
+def test_counter_validation_swaps_each_validation_artefact_for_every_other_class(tmp_path, tiny_spec):
+    cfg = _cfg(tmp_path, tiny_spec)
+    data, _ = build_data(cfg)
+    val = counter_validation(data)
+    n_classes = len(shortcut_metadata(data["train"])["label_names"])
+    counter, artefacts = val["test_counter"], shortcut_metadata(data["train"])["artefacts"]
+    assert len(counter) == len(data["validation"]) * (n_classes - 1)
+    assert val["test_clean"]["text"] == data["validation"]["original_text"]
+    assert val["test_aligned"]["text"] == data["validation"]["text"]
+    by_id = {r["id"]: r for r in data["validation"]}
+    for row in counter:
+        source = by_id[row["id"].split("~")[0]]
+        assert row["label"] == source["label"] and row["artefact_class"] != row["label"]
+        words, own = split_words(row["text"]).words, split_words(source["text"]).words
+        k = row["artefact_positions"][0]
+        assert k == source["artefact_positions"][0] and words[k] == artefacts[row["artefact_class"]]
+        assert words[:k] + words[k + 1:] == own[:k] + own[k + 1:]  # only the artefact differs
+    assert {shortcut_metadata(ds)["split"] for ds in val.values()} == {"validation_clean", "validation_counter",
+                                                                       "validation_aligned"}
 
 
 def test_results_pairing_partial_flag_and_kept_analysis(tmp_path, tiny_spec):
@@ -101,6 +125,26 @@ def test_results_pairing_partial_flag_and_kept_analysis(tmp_path, tiny_spec):
     assert t["halves_reliance"] and t["gains_10_points"] and t["clean_within_1_point"] and t["met"]
 
 
+def test_best_variant_is_chosen_on_validation_and_a_selection_run_hides_the_tests(tmp_path, tiny_spec):
+    variants = [TrainedVariant("ce"), TrainedVariant("a", ["lime"]), TrainedVariant("b", ["cap"])]
+    cfg = _cfg(tmp_path, tiny_spec, seeds=[0, 1], variants=variants)
+    data, _ = build_data(cfg)
+    # "a" is better on the tests, "b" on validation: the target check must take "b".
+    models = {"ce": {s: _fake(0.7, 0.0, 1.0) for s in (0, 1)},
+              "a": {s: _fake(0.7, 0.5, 0.2, val_reliance=0.6) for s in (0, 1)},
+              "b": {s: _fake(0.7, 0.3, 0.5, val_reliance=0.4) for s in (0, 1)}}
+    res = collect(cfg, data, models, {}, {}, {}, "cmd")
+    assert res["targets"]["best_variant"] == "b" and res["chosen_on_validation"] == "b"
+    assert res["models"]["b"]["vs_ce"]["val_shortcut_reliance"]["mean"] == pytest.approx(-0.6)
+    assert "Lowest validation reliance: **b**" in render_markdown(res)
+    sel = collect(_cfg(tmp_path, tiny_spec, seeds=[0, 1], variants=variants, report_test=False), data, models, {}, {}, {}, "cmd")
+    assert sel["targets"] is None and sel["chosen_on_validation"] == "b"
+    assert set(sel["models"]["a"]["metrics"]) == {"val_clean_accuracy", "val_counter_accuracy", "val_shortcut_reliance"}
+    assert all("counter_accuracy" not in m for m in sel["models"]["a"]["per_seed"].values())
+    md = render_markdown(sel)
+    assert "Selection run" in md and "counter-shortcut acc. |" not in md and "Targets" not in md
+
+
 @pytest.mark.parametrize("name", ["shortcut_banking77_5shot", "shortcut_clinc150_5shot"])
 def test_shipped_configs_parse(name):
     cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
@@ -116,7 +160,8 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     assert not res["partial"]
     for name in ("ce", "hybrid"):
         m = res["models"][name]["per_seed"]["0"]
-        for k in ("clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs"):
+        for k in ("clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance", "ig_share_abs",
+                  "val_clean_accuracy", "val_counter_accuracy", "val_shortcut_reliance"):
             assert 0.0 <= m[k] <= 1.0, (name, k)
     assert set(res["priors"]) == {"lime", "cap", "ig", "lime+cap+ig (mean)"}
     assert all(p["n"] == 6 for p in res["priors"].values())
@@ -143,3 +188,14 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     # a rerun with skip_pipeline reuses every evaluation
     again = run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, workers=2, skip_pipeline=True))
     assert again["models"]["hybrid"]["per_seed"] == res["models"]["hybrid"]["per_seed"]
+
+
+def test_training_trace_reads_the_logged_alignment_weight(tmp_path):
+    from eg_train.experiment.shortcut import training_trace
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,step,train_beta,train_grad_ratio,val_acc\n0,0,0.5,2.0,\n0,0,,,0.3\n0,1,1.5,1.0,\n0,2,4.0,0.25,\n")
+    t = training_trace(csv)
+    assert (t["train_beta_first"], t["train_beta_median"], t["train_beta_last"]) == (0.5, 1.5, 4.0)
+    assert t["train_grad_ratio_last"] == 0.25 and "train_ce_first" not in t
+    assert training_trace(tmp_path / "missing.csv") == {}

@@ -162,3 +162,98 @@ def test_beta_warmup_ramps_the_alignment_weight_linearly():
     assert torch.isclose(out.loss, out.ce + 1.0 * out.align)
     with pytest.raises(ValueError, match="beta_warmup_ratio"):
         EGModule("all-minilm-l6-v2", LABELS, beta_warmup_ratio=1.5)
+
+
+def test_rrr_loss_penalises_raw_attribution_of_low_prior_words(module):
+    m = EGModule("all-minilm-l6-v2", LABELS, ig=IGConfig(steps=2, method="gausslegendre"), alignment_loss="rrr")
+    m.load_state_dict(module.state_dict())
+    m.eval()
+    priors = random_priors(2)
+    batch = make_batch(m, priors)
+    out = m.compute_losses(batch)
+    attr, mask = m.self_attributions(batch, create_graph=False)
+    weight = 1 - masked_normalise(batch["prior"], mask, "minmax")
+    expected = ((weight * attr.pow(2) * mask).sum(-1) / mask.sum(-1)).mean()
+    assert torch.isclose(out.align, expected, rtol=1e-5)
+    # Absolute, not relative: scaling every attribution scales the penalty (the MSE of min-max
+    # normalised attributions is invariant to it), and a prior peaked where the model attributes
+    # most costs less than the reversed prior.
+    assert not torch.isclose(out.align, m.alignment_loss(2 * attr, batch["prior"], mask))
+    assert torch.isclose(m.alignment_loss(2 * attr, batch["prior"], mask), 4 * out.align, rtol=1e-5)
+    own = attr.abs()
+    assert m.alignment_loss(attr, own, mask) < m.alignment_loss(attr, -own, mask)
+
+
+def _norm(grads) -> float:
+    return float(torch.sqrt(sum(g.pow(2).sum() for g in grads if g is not None)))
+
+
+def test_grad_ratio_sets_beta_from_the_gradient_norms_and_the_step_gradient_is_their_sum():
+    torch.manual_seed(0)
+    m = EGModule("all-minilm-l6-v2", LABELS, beta=0.0, grad_ratio=2.0, grad_ratio_smoothing=0.0,
+                 ig=IGConfig(steps=2, method="gausslegendre"))
+    m.eval()
+    assert m.aligns and m.current_beta == 0.0  # nothing measured yet
+    batch = make_batch(m, random_priors())
+    params = [p for p in m.parameters() if p.requires_grad]
+    ref = m.compute_losses(batch, beta=1.0)
+    g_ce = torch.autograd.grad(ref.ce, params, retain_graph=True, allow_unused=True)
+    g_al = torch.autograd.grad(ref.align, params, allow_unused=True)
+    out, surrogate = m.ratio_step(batch, step=0)
+    beta = m.current_beta
+    assert beta == pytest.approx(2.0 * _norm(g_ce) / _norm(g_al), rel=1e-4)
+    assert m._ratio.last_ratio == pytest.approx(_norm(g_al) / _norm(g_ce), rel=1e-4)
+    assert torch.isclose(out.loss, out.ce + beta * out.align)
+    got = torch.autograd.grad(surrogate, params, allow_unused=True)
+    want = [(a if a is not None else 0) + beta * (b if b is not None else 0) for a, b in zip(g_ce, g_al)]
+    for g, w in zip(got, want):
+        if isinstance(w, torch.Tensor):
+            assert torch.allclose(g, w, atol=1e-6)
+    # The alignment part of the step is grad_ratio times the CE part.
+    assert _norm([beta * b for b in g_al if b is not None]) / _norm(g_ce) == pytest.approx(2.0, rel=1e-4)
+    assert not m._ratio_due(0) and m._ratio_due(1)
+
+
+def test_grad_ratio_smooths_caps_and_honours_the_warmup():
+    from types import SimpleNamespace
+
+    m = EGModule("all-minilm-l6-v2", LABELS, grad_ratio=1.0, grad_ratio_smoothing=0.5, beta_max=3.0,
+                 beta_warmup_ratio=0.5, ig=IGConfig(steps=2, method="gausslegendre"))
+    m._ratio.ce_over_align = 2.0
+    assert m.current_beta == 2.0  # no trainer: no ramp
+    m._trainer = SimpleNamespace(estimated_stepping_batches=100, global_step=24)
+    assert m.current_beta == pytest.approx(1.0)
+    m._trainer = None
+    m._ratio.ce_over_align = 10.0
+    assert m.current_beta == 3.0  # capped at beta_max
+    m.eval()
+    m._ratio.ce_over_align = 2.0
+    m.ratio_step(make_batch(m, random_priors()), step=4)
+    measured = m._ratio.ce_over_align
+    assert measured != 2.0 and m._ratio.at_step == 4
+    assert (measured - 0.5 * 2.0) / 0.5 == pytest.approx(1.0 / m._ratio.last_ratio, rel=1e-4)
+
+
+def test_grad_ratio_trains_through_lightning(tmp_path):
+    import lightning as L
+
+    torch.manual_seed(0)
+    m = EGModule("all-minilm-l6-v2", LABELS, beta=0.0, grad_ratio=1.0, grad_ratio_every=2,
+                 ig=IGConfig(steps=2, method="gausslegendre"), lr=1e-3)
+    batch = make_batch(m, random_priors())
+    before = [p.detach().clone() for p in m.parameters()]
+    loader = torch.utils.data.DataLoader([batch], batch_size=None)
+    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(m, loader)
+    assert m._ratio.at_step == 2 and m.current_beta > 0  # measured at steps 0 and 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
+
+
+def test_bad_alignment_options():
+    with pytest.raises(ValueError, match="alignment_loss"):
+        EGModule("all-minilm-l6-v2", LABELS, alignment_loss="kl")
+    with pytest.raises(ValueError, match="grad_ratio"):
+        EGModule("all-minilm-l6-v2", LABELS, grad_ratio=-1)
+    with pytest.raises(ValueError, match="grad_ratio_every"):
+        EGModule("all-minilm-l6-v2", LABELS, grad_ratio=1, grad_ratio_every=0)
