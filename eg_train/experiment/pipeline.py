@@ -81,6 +81,10 @@ class PipelineConfig:
     # Several configs may share an out_dir (its runs, prior cache and attacks are reused): each
     # needs a name of its own, which tags its report, summary and saved config.
     name: str | None = None
+    # Prior quality (``eg-priors quality``: LLM competence, deletion AOPC against random orders,
+    # keyword precision@3 against the rest of the training split) on this many examples of the
+    # sample, stored in the prior cache and shown in the results; 0: not measured, -1: all.
+    prior_quality_examples: int = 0
 
 
 class _Timings(dict):
@@ -193,6 +197,27 @@ def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> t
         log.info("priors: %s", summary)
         computed += summary["computed"]
     return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
+
+
+def _prior_quality(cfg: PipelineConfig, methods: list[str], timings: "_Timings") -> None:
+    """Measure the quality of the cached priors once (skipped when the cache already holds it)."""
+    from priors.api import quality
+    from priors.cache import PriorCache
+    from priors.quality import stored_quality
+
+    pcfg = _prior_config(cfg, methods, Path(cfg.out_dir) / "runs" / f"ce-seed{cfg.ig_prior_seed}" / "model")
+    cache = PriorCache(pcfg.cache_dir)
+    stored = stored_quality(cache)
+    n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
+    docs = [stored.get(f"{m}-{h}") for m in methods for h in cache.config_hashes(m)]
+    if docs and all(d is not None and d.get("settings", {}).get("max_examples") == n for d in docs):
+        return  # measured by an earlier run on the same examples
+    t = time.perf_counter()
+    result = quality(pcfg, max_examples=n)
+    for key, q in result["methods"].items():
+        log.info("prior quality %s: %s", key, {k: q.get(k) for k in ("llm_accuracy", "keyword_precision_at_3",
+                                                                    "deletion_aopc_ratio_vs_random") if k in q})
+    timings.record("prior_quality_s", time.perf_counter() - t)
 
 
 def _train_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
@@ -336,6 +361,8 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
         from priors.api import heatmap_report
 
         heatmap_report(_prior_config(cfg, needed), str(out / "priors.html"))
+    if needed and cfg.prior_quality_examples:
+        _prior_quality(cfg, needed, timings)
     # 3. Every prior-aligned variant and seed, then every evaluation not done yet.
     _run_jobs([(_train_job, cfg, v, s) for s in seeds for v in aligned], cfg.workers, timings)
     rest = [(v, s) for s in seeds for v in cfg.variants if (v.name, s) not in evals]

@@ -2,8 +2,10 @@
 
 Per method: mean ± sample std over seeds of accuracy, macro-F1, comprehensiveness, sufficiency
 and adversarial accuracy under each attack; the per-seed difference from the CE baseline (paired
-by seed); prior-computation time per method (summed per-example compute time stored in the cache)
-and training / evaluation wall time. A hand-written analysis between the markers
+by seed), with 95 % intervals for the accuracy-type metrics (a paired bootstrap over test
+examples and seeds, and a paired t interval over seeds: :mod:`eg_train.evaluation.paired`); the
+quality of the priors stored in the cache (``eg-priors quality``); prior-computation time per
+method (summed per-example compute time stored in the cache) and training / evaluation wall time. A hand-written analysis between the markers
 ``<!-- analysis -->`` and ``<!-- /analysis -->`` in an existing ``<prefix>.md`` is kept.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from eg_train.evaluation.paired import paired_differences
 from eg_train.evaluation.report import load_runs, run_values
 
 REFERENCE_NUMBERS = Path(__file__).with_name("data") / "reference_numbers.yaml"
@@ -62,12 +65,38 @@ def prior_seconds(cache_dir: str | Path) -> dict[str, dict[str, float]]:
     return out
 
 
+QUALITY_COLUMNS = {
+    "llm_accuracy": "LLM accuracy",
+    "median_gold_rank": "median gold rank",
+    "keyword_precision_at_3": "keyword P@3",
+    "keyword_precision_at_3_random": "P@3 random",
+    "deletion_aopc_ratio_vs_random": "deletion AOPC / random",
+    "coverage": "coverage",
+    "seconds_per_example": "s / example",
+}
+
+
+def prior_quality(cache_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The quality documents stored in the prior cache (``eg-priors quality``), by ``<method>-<hash>``,
+    reduced to the table's columns."""
+    from priors.cache import PriorCache
+    from priors.quality import stored_quality
+
+    if not (Path(cache_dir) / "parts").is_dir():
+        return {}
+    return {key: {"method": doc.get("method", key.rsplit("-", 1)[0]), "examples": doc.get("examples"),
+                  **{c: doc.get(c) for c in QUALITY_COLUMNS}}
+            for key, doc in sorted(stored_quality(PriorCache(cache_dir)).items())}
+
+
 def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Path | None) -> dict[str, Any]:
     """The results dictionary (fractions for metrics, seconds for times)."""
     runs = load_runs(eval_dirs)
     by_method: dict[str, dict[int, dict[str, float]]] = {}
+    dirs: dict[str, dict[int, str]] = {}
     for r in runs:
         by_method.setdefault(r["method"], {})[int(r["seed"])] = run_values(r)
+        dirs.setdefault(r["method"], {})[int(r["seed"])] = r["_dir"]
     attacks = sorted({k.split("/")[0] for vals in by_method.values() for v in vals.values() for k in v if "/" in k})
     metric_names = METRICS + [f"{a}/accuracy" for a in attacks]
     base = by_method.get("ce", {})
@@ -87,11 +116,14 @@ def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Pa
         row["train_seconds"] = _stats(train) if train else None
         row["eval_seconds"] = _stats(evals) if evals else None
         methods[method] = row
+    for method, per_metric in paired_differences(dirs, "ce").items():
+        methods[method]["paired_vs_ce"] = per_metric
     return {
         "dataset": runs[0]["dataset"],
         "attacks": attacks,
         "methods": methods,
         "priors": prior_seconds(cache_dir) if cache_dir else {},
+        "prior_quality": prior_quality(cache_dir) if cache_dir else {},
         "timings": timings,
     }
 
@@ -102,6 +134,41 @@ def _cell(stat: dict | None, scale: float = 100.0, signed: bool = False) -> str:
     fmt = "+.2f" if signed else ".2f"
     s = f"{scale * stat['mean']:{fmt}}"
     return s + (f" ± {scale * stat['std']:.2f}" if stat["n"] > 1 else "")
+
+
+def _num(v: Any, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    return f"{100 * v:.1f} %" if pct else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+
+def _interval(stat: dict | None) -> str:
+    if not stat:
+        return "–"
+    return f"{100 * stat['mean']:+.2f} [{100 * stat['low']:+.2f}, {100 * stat['high']:+.2f}]"
+
+
+def _paired_table(res: dict[str, Any]) -> list[str]:
+    """Accuracy-type differences from CE with their 95 % intervals (points)."""
+    rows = {m: r["paired_vs_ce"] for m, r in res["methods"].items() if r.get("paired_vs_ce")}
+    if not rows:
+        return []
+    metrics = sorted({k for per in rows.values() for k in per}, key=lambda k: (k != "accuracy", k))
+    lines = ["", "Paired difference from CE in points, mean [95 % interval]: first a paired bootstrap over test "
+             "examples and seeds (10,000 resamples), then a paired t interval over seeds. An interval that "
+             "contains 0 is within noise.", ""]
+    lines += ["| method | metric | seeds | examples | bootstrap | t over seeds |", "|---|---|---|---|---|---|"]
+    for m, per in rows.items():
+        for k in metrics:
+            if k not in per:
+                continue
+            p = per[k]
+            t = p["t"]
+            t_cell = (f"{100 * t['mean']:+.2f} [{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]"
+                      if t.get("ci95") else f"{100 * t['mean']:+.2f}")
+            lines.append(f"| {m} | {k.replace('/accuracy', '')} | {len(p['seeds'])} | {p['examples']} | "
+                         f"{_interval(p['bootstrap'])} | {t_cell} |")
+    return lines
 
 
 def render_markdown(res: dict[str, Any], title: str, command: str) -> str:
@@ -123,6 +190,13 @@ def render_markdown(res: dict[str, Any], title: str, command: str) -> str:
     for m, row in res["methods"].items():
         if m != "ce" and row["delta_vs_ce"]:
             lines.append(f"| {m} | " + " | ".join(_cell(row["delta_vs_ce"].get(c), signed=True) for c in cols) + " |")
+    lines += _paired_table(res)
+    if res.get("prior_quality"):
+        lines += ["", "Prior quality (`eg-priors quality`, stored in the prior cache; training sample only):", "",
+                  "| prior | examples | " + " | ".join(QUALITY_COLUMNS.values()) + " |", "|---" * (len(QUALITY_COLUMNS) + 2) + "|"]
+        for key, q in res["prior_quality"].items():
+            cells = [_num(q.get(c), pct=c in ("llm_accuracy", "coverage")) for c in QUALITY_COLUMNS]
+            lines.append(f"| {key} | {q.get('examples', '–')} | " + " | ".join(cells) + " |")
     if res["priors"]:
         lines += ["", "Prior computation (per-example compute time summed from the cache):", "",
                   "| prior | examples | total min | s / example | target queries / example |", "|---|---|---|---|---|"]

@@ -82,6 +82,10 @@ def _package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+# Assembled GGUF files whose sha256 this process has verified: (path, size, mtime_ns).
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
 def resolve_model(name: str) -> ResolvedModel:
     """Resolve an alias, a local directory or a hub id (see module docstring)."""
     if name in EMBEDDED_MODELS:
@@ -96,7 +100,12 @@ def resolve_model(name: str) -> ResolvedModel:
             assemble = importlib.import_module(emb.package).assemble
             if not path.is_file():
                 os.replace(assemble(path.with_name(f".{path.name}.{os.getpid()}.tmp")), path)
-            return ResolvedModel(name, str(path.parent), assemble(path).name)
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            if key not in _VERIFIED:  # hashing ~250 MB twice per resolve: once per process and file version
+                assemble(path)
+                _VERIFIED.add(key)
+            return ResolvedModel(name, str(path.parent), path.name)
         if pkg is not None:
             loc = pkg / emb.subdir if emb.subdir else pkg
             return ResolvedModel(name, str(loc), emb.gguf_file)

@@ -31,6 +31,7 @@ def pipeline_config(tmp_path, tiny_spec):
         workers=2,
         results=str(tmp_path / "results" / "tiny"),
         model_attacks=["deepwordbug"],
+        prior_quality_examples=3,
     )
 
 
@@ -64,6 +65,19 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     ce = res["methods"]["ce"]["metrics"]["accuracy"]["values"]
     assert delta == pytest.approx([h - c for h, c in zip(acc["values"], ce)])
     assert res["priors"]["cap"]["examples"] == 6
+    # Paired intervals from the per-example predictions: the bootstrap's mean is the mean paired
+    # accuracy difference, and the adaptive attack is compared too.
+    paired = res["methods"]["hybrid"]["paired_vs_ce"]
+    assert paired["accuracy"]["bootstrap"]["mean"] == pytest.approx(sum(delta) / len(delta))
+    assert paired["accuracy"]["bootstrap"]["low"] <= paired["accuracy"]["bootstrap"]["mean"] <= paired["accuracy"]["bootstrap"]["high"]
+    assert "adaptive:deepwordbug/accuracy" in paired and "transfer:deepwordbug/accuracy" in paired
+    assert "Paired difference from CE" in (tmp_path / "results" / "tiny.md").read_text()
+    # Prior quality measured once on 3 examples, stored in the cache and shown in the results.
+    quality = res["prior_quality"]
+    assert {q["method"] for q in quality.values()} == {"lime", "cap", "ig"}
+    assert all(q["examples"] == 3 for q in quality.values())
+    assert all(q["llm_accuracy"] is not None for q in quality.values() if q["method"] != "ig")
+    assert timings["prior_quality_s"] > 0
 
     # A hand-written analysis survives a rerun; the rerun trains nothing and computes no prior.
     md = tmp_path / "results" / "tiny.md"
