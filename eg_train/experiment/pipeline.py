@@ -35,12 +35,21 @@ log = logging.getLogger("eg_train.experiment.pipeline")
 @dataclass
 class TrainedVariant:
     """One trained model: a name, the priors it aligns to (empty list = CE baseline), and training
-    options of its own merged over the pipeline's ``train`` (e.g. ``{model: {beta_warmup_ratio: 0.5}}``)."""
+    options of its own merged over the pipeline's ``train`` (e.g. ``{model: {beta_warmup_ratio: 0.5}}``).
+
+    ``init_from_ce``: start from the CE baseline of the same seed (trained anyway, for the IG prior
+    and the comparison) instead of the pretrained SLM, so the alignment acts on a model whose
+    classifier has already learned the task (at initialisation the alignment gradient dwarfs CE's;
+    at the CE model it is a fraction of it: ``scripts/diagnose_alignment.py``)."""
 
     name: str
     priors: list[str] = field(default_factory=list)
     fusion: str = "mean"
     train: dict[str, Any] = field(default_factory=dict)
+    init_from_ce: bool = False
+    # Seeds of this variant, a subset of the pipeline's (None: all of them): e.g. 5 seeds for CE and
+    # the headline variant, 3 for the others. The CE baseline always runs every pipeline seed.
+    seeds: list[int] | None = None
 
 
 @dataclass
@@ -136,6 +145,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def ce_variant(cfg: PipelineConfig) -> TrainedVariant:
+    """The CE baseline: the config's variant without priors, else ``ce`` (always trained)."""
+    return next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
+
+
 def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path):
     """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed."""
     import yaml
@@ -151,6 +165,10 @@ def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_
     tc.seed = seed
     tc.overwrite = True  # only reached for a run without an exported model (an interrupted one)
     tc.model.model_name = cfg.slm
+    if variant.init_from_ce:
+        if not variant.priors:
+            raise ValueError(f"variant {variant.name}: init_from_ce starts an aligned run from the CE model; it needs priors")
+        tc.model.model_name = str(Path(cfg.out_dir) / "runs" / f"{ce_variant(cfg).name}-seed{seed}" / "model")
     tc.data.sample = sample_spec(cfg)
     tc.trainer.accelerator = "gpu" if cfg.device.startswith("cuda") else "cpu"
     if variant.priors:
@@ -320,6 +338,10 @@ def claim_outputs(cfg: PipelineConfig) -> str:
     return tag
 
 
+def _runs_seed(variant: TrainedVariant, seed: int, ce: TrainedVariant) -> bool:
+    return variant is ce or variant.seeds is None or seed in variant.seeds
+
+
 def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
     from eg_train.evaluation.api import attack, report
@@ -334,13 +356,17 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     needed = sorted({m for v in cfg.variants for m in v.priors})
     if needed and cfg.ig_prior_seed not in cfg.seeds:
         raise ValueError(f"ig_prior_seed {cfg.ig_prior_seed} is not one of seeds {cfg.seeds}")
+    for v in cfg.variants:
+        extra = sorted(set(v.seeds or []) - set(cfg.seeds))
+        if extra:
+            raise ValueError(f"variant {v.name}: seeds {extra} are not among the pipeline's seeds {cfg.seeds}")
     attacks_dir = out / "attacks"
     if not attacks_dir.exists():
         t = time.perf_counter()
         attack(cfg.data, str(attacks_dir), subset=cfg.test_subset, subset_seed=cfg.attack_seed)
         timings.record("attacks_s", time.perf_counter() - t)
 
-    ce = next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
+    ce = ce_variant(cfg)
     aligned = [v for v in cfg.variants if v.priors]
     # 1. The LLM priors need no trained model and the CE baselines need no priors: run them together.
     #    The IG prior's CE run goes first so that a single worker reaches it early.
@@ -357,19 +383,20 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     evals = {(ce.name, src): _run_jobs(step2, cfg.workers, timings)[0]}
     transfer_dir = Path(evals[(ce.name, src)]) / "model_attacks"
     transfer = str(transfer_dir) if cfg.model_attacks and transfer_dir.is_dir() else None
+    if needed and cfg.prior_quality_examples:  # before the heatmaps, whose report shows it
+        _prior_quality(cfg, needed, timings)
     if needed and not (out / "priors.html").is_file():  # the priors are complete once written
         from priors.api import heatmap_report
 
         heatmap_report(_prior_config(cfg, needed), str(out / "priors.html"))
-    if needed and cfg.prior_quality_examples:
-        _prior_quality(cfg, needed, timings)
     # 3. Every prior-aligned variant and seed, then every evaluation not done yet.
-    _run_jobs([(_train_job, cfg, v, s) for s in seeds for v in aligned], cfg.workers, timings)
-    rest = [(v, s) for s in seeds for v in cfg.variants if (v.name, s) not in evals]
+    _run_jobs([(_train_job, cfg, v, s) for s in seeds for v in aligned if _runs_seed(v, s, ce)], cfg.workers, timings)
+    rest = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce) and (v.name, s) not in evals]
     done = _run_jobs([(_eval_job, cfg, v, s, transfer) for v, s in rest], cfg.workers, timings)
     evals.update({(v.name, s): d for (v, s), d in zip(rest, done)})
-    eval_dirs = [evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants]
+    eval_dirs = [evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
 
+    last = cfg.variants[-1]
     html = report(
         eval_dirs, str(out / f"report{tag}"), str(attacks_dir),
         priors_cache=str(cache) if needed else None,
@@ -377,7 +404,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
         priors_k_shot=cfg.k_shot,
         priors_sample_seed=cfg.sample_seed,
         priors_methods=needed or ["lime", "cap", "ig"],
-        heatmap_checkpoint=str(out / "runs" / f"{cfg.variants[-1].name}-seed{cfg.seeds[0]}" / "model"),
+        heatmap_checkpoint=str(out / "runs" / f"{last.name}-seed{next(s for s in cfg.seeds if _runs_seed(last, s, ce))}" / "model"),
         overwrite=True,
     )
     # Wall time of this invocation (a resumed run counts only the part it ran).

@@ -65,28 +65,14 @@ def prior_seconds(cache_dir: str | Path) -> dict[str, dict[str, float]]:
     return out
 
 
-QUALITY_COLUMNS = {
-    "llm_accuracy": "LLM accuracy",
-    "median_gold_rank": "median gold rank",
-    "keyword_precision_at_3": "keyword P@3",
-    "keyword_precision_at_3_random": "P@3 random",
-    "deletion_aopc_ratio_vs_random": "deletion AOPC / random",
-    "coverage": "coverage",
-    "seconds_per_example": "s / example",
-}
-
-
 def prior_quality(cache_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The quality documents stored in the prior cache (``eg-priors quality``), by ``<method>-<hash>``,
-    reduced to the table's columns."""
+    """The quality documents stored in the prior cache (``eg-priors quality``), by ``<method>-<hash>``."""
     from priors.cache import PriorCache
     from priors.quality import stored_quality
 
     if not (Path(cache_dir) / "parts").is_dir():
         return {}
-    return {key: {"method": doc.get("method", key.rsplit("-", 1)[0]), "examples": doc.get("examples"),
-                  **{c: doc.get(c) for c in QUALITY_COLUMNS}}
-            for key, doc in sorted(stored_quality(PriorCache(cache_dir)).items())}
+    return stored_quality(PriorCache(cache_dir))
 
 
 def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Path | None) -> dict[str, Any]:
@@ -134,12 +120,6 @@ def _cell(stat: dict | None, scale: float = 100.0, signed: bool = False) -> str:
     fmt = "+.2f" if signed else ".2f"
     s = f"{scale * stat['mean']:{fmt}}"
     return s + (f" ± {scale * stat['std']:.2f}" if stat["n"] > 1 else "")
-
-
-def _num(v: Any, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "–"
-    return f"{100 * v:.1f} %" if pct else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
 
 def _interval(stat: dict | None) -> str:
@@ -192,11 +172,11 @@ def render_markdown(res: dict[str, Any], title: str, command: str) -> str:
             lines.append(f"| {m} | " + " | ".join(_cell(row["delta_vs_ce"].get(c), signed=True) for c in cols) + " |")
     lines += _paired_table(res)
     if res.get("prior_quality"):
-        lines += ["", "Prior quality (`eg-priors quality`, stored in the prior cache; training sample only):", "",
-                  "| prior | examples | " + " | ".join(QUALITY_COLUMNS.values()) + " |", "|---" * (len(QUALITY_COLUMNS) + 2) + "|"]
-        for key, q in res["prior_quality"].items():
-            cells = [_num(q.get(c), pct=c in ("llm_accuracy", "coverage")) for c in QUALITY_COLUMNS]
-            lines.append(f"| {key} | {q.get('examples', '–')} | " + " | ".join(cells) + " |")
+        from priors.report import quality_markdown
+
+        n = sorted({q.get("examples") for q in res["prior_quality"].values()})
+        lines += ["", f"Prior quality (`eg-priors quality` on {', '.join(map(str, n))} examples of the training sample, "
+                  "stored in the prior cache):", "", quality_markdown(res["prior_quality"]).rstrip("\n")]
     if res["priors"]:
         lines += ["", "Prior computation (per-example compute time summed from the cache):", "",
                   "| prior | examples | total min | s / example | target queries / example |", "|---|---|---|---|---|"]

@@ -36,6 +36,8 @@ def pipeline_config(tmp_path, tiny_spec):
 
 
 def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline_config, tmp_path):
+    # A warm-started variant on one of the two seeds only.
+    pipeline_config.variants.append(TrainedVariant("warm", ["lime", "cap", "ig"], "mean", init_from_ce=True, seeds=[0]))
     summary = run_pipeline(pipeline_config)
     cache = PriorCache(tmp_path / "out" / "prior_cache")
     for method in ("lime", "cap", "ig"):
@@ -49,7 +51,10 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     timings = json.loads((tmp_path / "out" / "timings.json").read_text())
     for key in ("priors_lime_s", "priors_cap_s", "priors_ig_s", "train_ce_seed0_s", "train_hybrid_seed1_s", "eval_hybrid_seed0_s"):
         assert timings[key] > 0, key
-    assert [p.split("/")[-1] for p in summary["runs"]] == ["ce-seed1", "hybrid-seed1", "ce-seed0", "hybrid-seed0"]
+    assert [p.split("/")[-1] for p in summary["runs"]] == ["ce-seed1", "hybrid-seed1", "ce-seed0", "hybrid-seed0", "warm-seed0"]
+    # The warm-started variant trained from its own seed's CE model, on its one seed.
+    assert "ce-seed0/model" in (tmp_path / "out" / "runs" / "warm-seed0" / "config.yaml").read_text()
+    assert not (tmp_path / "out" / "runs" / "warm-seed1").exists()
 
     # Model-aware attacks: every model attacked itself, and the others on the CE model's texts.
     ce_src = json.loads((tmp_path / "out" / "eval" / "ce-seed0" / "metrics.json").read_text())
@@ -58,7 +63,7 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     assert hybrid["transfer_path"].endswith("eval/ce-seed0/model_attacks") and "deepwordbug" in hybrid["transfer"]
 
     res = json.loads((tmp_path / "results" / "tiny.json").read_text())
-    assert set(res["methods"]) == {"ce", "hybrid"}
+    assert set(res["methods"]) == {"ce", "hybrid", "warm"}
     acc = res["methods"]["hybrid"]["metrics"]["accuracy"]
     assert acc["n"] == 2 and len(acc["values"]) == 2
     delta = res["methods"]["hybrid"]["delta_vs_ce"]["accuracy"]["values"]
@@ -71,10 +76,12 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     assert paired["accuracy"]["bootstrap"]["mean"] == pytest.approx(sum(delta) / len(delta))
     assert paired["accuracy"]["bootstrap"]["low"] <= paired["accuracy"]["bootstrap"]["mean"] <= paired["accuracy"]["bootstrap"]["high"]
     assert "adaptive:deepwordbug/accuracy" in paired and "transfer:deepwordbug/accuracy" in paired
+    assert res["methods"]["warm"]["paired_vs_ce"]["accuracy"]["seeds"] == [0]
     assert "Paired difference from CE" in (tmp_path / "results" / "tiny.md").read_text()
     # Prior quality measured once on 3 examples, stored in the cache and shown in the results.
     quality = res["prior_quality"]
     assert {q["method"] for q in quality.values()} == {"lime", "cap", "ig"}
+    assert "Prior quality" in (tmp_path / "results" / "tiny.md").read_text()
     assert all(q["examples"] == 3 for q in quality.values())
     assert all(q["llm_accuracy"] is not None for q in quality.values() if q["method"] != "ig")
     assert timings["prior_quality_s"] > 0
@@ -88,6 +95,26 @@ def test_priors_are_computed_once_for_all_seeds_and_results_are_written(pipeline
     assert model.stat().st_mtime_ns == stamp
     assert "Our reading." in md.read_text() and "| hybrid |" in md.read_text()
     assert json.loads((tmp_path / "out" / "timings.json").read_text())["priors_cap_s"] == timings["priors_cap_s"]
+
+
+def test_init_from_ce_starts_each_seed_from_its_own_ce_model(pipeline_config, tmp_path):
+    from eg_train.experiment.pipeline import train_config
+
+    warm = TrainedVariant("hybrid_from_ce", ["lime", "cap", "ig"], init_from_ce=True)
+    pipeline_config.variants.append(warm)
+    tc = train_config(pipeline_config, warm, 1, tmp_path / "cache", tmp_path / "run")
+    assert tc.model.model_name == str(Path(pipeline_config.out_dir) / "runs" / "ce-seed1" / "model")
+    assert tc.prior is not None and tc.seed == 1
+    cold = train_config(pipeline_config, pipeline_config.variants[1], 1, tmp_path / "cache", tmp_path / "run")
+    assert cold.model.model_name == pipeline_config.slm
+    with pytest.raises(ValueError, match="needs priors"):
+        train_config(pipeline_config, TrainedVariant("x", [], init_from_ce=True), 0, None, tmp_path / "run")
+
+
+def test_variant_seeds_must_be_pipeline_seeds(pipeline_config):
+    pipeline_config.variants.append(TrainedVariant("five", ["cap"], seeds=[0, 4]))
+    with pytest.raises(ValueError, match=r"seeds \[4\] are not among"):
+        run_pipeline(pipeline_config)
 
 
 def test_ig_prior_seed_must_be_trained(pipeline_config):
