@@ -79,6 +79,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("lime", "lime"),
     Variant("cap", "cap"),  # today's CAP: the reference of every ratio
     Variant("cap_full_renorm", "cap", {"contrast": "full"}, slow=True),
+    Variant("cap_demos1", "cap", {"demonstrations_per_class": 1}),
+    Variant("cap_contrast_m4", "cap", {"contrast": "top_m", "contrast_m": 4}),
+    Variant("cap_contrast_m4_calibrated", "cap", {"contrast": "top_m", "contrast_m": 4, "calibrate": True}),
+    Variant(
+        "cap_contrast_m4_calibrated_demos1", "cap",
+        {"contrast": "top_m", "contrast_m": 4, "calibrate": True, "demonstrations_per_class": 1},
+    ),
     Variant("cap_contrast_m8", "cap", {"contrast": "top_m", "contrast_m": 8}),
     Variant("cap_contrast_m8_calibrated", "cap", {"contrast": "top_m", "contrast_m": 8, "calibrate": True}),
     Variant("cap_contrast_m8_demos1", "cap", {"contrast": "top_m", "contrast_m": 8, "demonstrations_per_class": 1}),
@@ -205,6 +212,13 @@ def _jsonable(x):
     return x
 
 
+def bench_rows(total: int, n: int, seed: int) -> np.ndarray:
+    """Which examples of the sample are benchmarked: the first ``n`` of a seeded permutation, in
+    its order. A run with a smaller ``n`` gets a prefix of a larger run's examples, and priors
+    are computed in that order, so a cut-short run's cached priors serve a smaller ``--n``."""
+    return np.random.default_rng(seed).permutation(total)[: min(n, total)]
+
+
 def embedded_llms() -> list[str]:
     """The embedded causal LLMs of this checkout (the GGUF aliases), SmolLM2 first."""
     from eg_train.foundation.models.resolve import EMBEDDED_MODELS
@@ -239,7 +253,7 @@ def run(args) -> dict:
     spec = DataSpec(preset="banking77")
     train = load_split(spec, "train")
     kshot = sample_k_per_class(train, args.k_shot, args.sample_seed)
-    rows = np.sort(np.random.default_rng(args.seed).choice(len(kshot), size=min(args.n, len(kshot)), replace=False))
+    rows = bench_rows(len(kshot), args.n, args.seed)
     bench = LabelledSplit(kshot.dataset.select(rows.tolist()), kshot.label_names, kshot.source)
     reference = reference_split(train, kshot)  # the rest of the training split
     renorm_shared = shared_renorm()
@@ -254,6 +268,8 @@ def run(args) -> dict:
             continue
         for v in VARIANTS:
             if args.configs and v.name not in args.configs:
+                continue
+            if f"{llm}:{v.name}" in (args.skip or ()):
                 continue
             overrides, why = resolve_overrides(v)
             if why:
@@ -317,8 +333,11 @@ def run(args) -> dict:
 
     sweep = []
     if args.demo_sweep and "demonstrations_per_class" in config_fields():
+        swept = bench
+        if args.sweep_n is not None:
+            swept = LabelledSplit(bench.dataset.select(range(min(args.sweep_n, len(bench)))), bench.label_names, bench.source)
         for llm in dict.fromkeys(j[0] for j in jobs):
-            sweep += competence_sweep(llm, bench, kshot, args, memo)
+            sweep += competence_sweep(llm, swept, kshot, args, memo)
     ref_row = next((r for r in results if r["config"] == "cap" and r["llm"] == args.llms[0]), None)
     for r in results:
         # Against today's CAP on the first LLM; a slow configuration against CAP on its own
@@ -340,6 +359,8 @@ def run(args) -> dict:
             "reference": reference_kw, "shared_cache_renormalisation": renorm_shared,
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "test_split_used": False,
+            "command": "python scripts/bench_prior_quality.py " + " ".join(args.argv),
+            **({"note": args.note} if args.note else {}),
         },
         "configs": results,
         "competence_vs_demonstrations": sweep,
@@ -405,6 +426,8 @@ def markdown(res: dict) -> str:
         f"{s['reference']['reference_texts']} other training texts; {s['cpus']} CPUs, {s['threads']} torch threads"
         f"{'; --quick' if s['quick'] else ''}). Test split not used.\n\n"
     )
+    if s.get("command"):
+        head += f"Command: `{s['command']}`\n\n"
     if s.get("note"):
         head += f"Note: {s['note']}\n\n"
     cols = [("llm", "LLM", "{}"), ("config", "config", "{}"), ("n", "n", "{}"),
@@ -454,6 +477,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-random", type=int, default=3, help="random orders per example (deletion reference)")
     ap.add_argument("--llms", nargs="+", default=None, help="default: every embedded LLM, SmolLM2 first")
     ap.add_argument("--configs", nargs="*", default=None, help="only these configurations (names of VARIANTS)")
+    ap.add_argument("--skip", nargs="*", default=None, metavar="LLM:CONFIG", help="leave out these (LLM, configuration) pairs")
     ap.add_argument("--k-shot", type=int, default=5)
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0, help="which examples of the sample")
@@ -462,11 +486,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--slow-n", type=int, default=10, help="examples for the configurations that score every label")
     ap.add_argument("--demo-sweep", type=int, nargs="*", default=[0, 1, 2],
                     help="demonstrations per class for the competence sweep (none: no sweep)")
+    ap.add_argument("--sweep-n", type=int, default=None, help="the competence sweep on the first N examples only (default: all)")
+    ap.add_argument("--note", default=None, help="a note written into the setup and the markdown")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
     ap.add_argument("--work-dir", default="outputs/bench_prior_quality", help="prior cache (resumable)")
     ap.add_argument("--resummarise", metavar="JSON", default=None,
                     help="recompute the summary of an existing benchmark JSON (no LLM) and write it to --out")
     args = ap.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.resummarise:
         res = resummarise(json.loads(Path(args.resummarise).read_text(encoding="utf-8")))
         out = Path(args.out)

@@ -102,6 +102,7 @@ def bench_llm(llm: str, split, args) -> dict:
         t = time.perf_counter()
         legacy._score_rows([(body + lab, len(lab)) for body in bodies for lab in legacy.label_ids])
         rows_s.append(time.perf_counter() - t)
+    ceiling = work_model(model, configs["cap"].scorer, configs["full"].scorer, configs["full"], picks, batch, gold_of=lambda i: int(ds[i]["label"]))
     # CAP targets on the unmasked texts under the full contrast.
     texts = [ds[i]["text"] for i in picks]
     gold = [int(ds[i]["label"]) for i in picks]
@@ -120,12 +121,90 @@ def bench_llm(llm: str, split, args) -> dict:
         "full_rows_seconds_per_example": statistics.median(rows_s) if rows_s else None,
         "full_rows_cost_ratio_vs_cap": statistics.median(rows_s) / med["cap"] if rows_s else None,
         "full_renorm_cost_ratio_vs_cap": med["full"] / med["cap"],
+        "ceiling": ceiling,
         "unmasked_argmax_accuracy": acc,
         "unmasked_log_p_full_median": float(np.median(lp)),
         "z_neg_inv_log": {"median": float(np.median(-1 / np.minimum(lp, -1e-6))), "max": float(np.max(-1 / np.minimum(lp, -1e-6)))},
         "z_inv_one_minus_log": {"median": float(np.median(1 / (1 - lp))), "max": float(np.max(1 / (1 - lp)))},
     }
+    out["ceiling"].update(ceiling_figures(out))
     return out
+
+
+def work_model(model, cap_scorer, full_scorer, full_prior, picks, batch, gold_of) -> dict:
+    """The least work (FLOPs) per perturbation that ``cap`` and ``full`` must do, from the token
+    counts of the perturbations actually scored, and the ratio it implies: a lower bound on
+    ``full_renorm_cost_ratio_vs_cap`` for any exact implementation that feeds the label tokens
+    through the model (no scorer overhead, attention included).
+
+    Per token fed through the body: ``2 * (non-embedding parameters)`` plus attention over its
+    context (``4 * layers * heads * head_dim * context``); per position whose next-token
+    distribution is needed: ``2 * hidden * vocab`` (the log-softmax needs every logit).
+    ``cap`` feeds body + gold label (``n_y`` tokens) and projects ``n_y`` positions; ``full``
+    feeds the body and the ``N`` label-tree nodes and projects ``1 + N`` positions."""
+    cfg = model.config
+    cfg = getattr(cfg, "text_config", None) or cfg
+    emb = model.get_input_embeddings().weight
+    params = sum(p.numel() for p in model.parameters())
+    head = model.get_output_embeddings().weight
+    non_emb = params - emb.numel() - (0 if head.data_ptr() == emb.data_ptr() else head.numel())
+    d, vocab = emb.shape[1], head.shape[0]
+    layers, heads = cfg.num_hidden_layers, cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or d // heads
+    tok, proj = 2.0 * non_emb, 2.0 * d * vocab
+
+    def attn(context: float) -> float:
+        return 4.0 * layers * heads * head_dim * context
+
+    names = full_scorer.label_names
+    tree = full_scorer._tree(tuple(range(len(names))))
+    prefix, _ = full_scorer._join_head([full_scorer._head_ids + [0]])
+    P = len(prefix)
+    bodies, golds = [], []
+    for i in picks:
+        b = batch(i)
+        for m in full_prior.masks_for(b)[0]:
+            bodies.append(len(full_scorer.text_ids(b.words[0].keep(m)) + full_scorer.tail_ids) - len(full_scorer._head_ids))
+            golds.append(len(cap_scorer.label_ids[gold_of(i)]))
+    Lb, ny = float(np.mean(bodies)), float(np.mean(golds))
+    N = len(tree)
+    cap = (Lb + ny) * tok + sum(attn(P + j) for j in range(int(round(Lb + ny)))) + ny * proj
+    full = ((Lb + N) * tok + sum(attn(P + j) for j in range(int(round(Lb)))) + N * attn(P + Lb + float(np.mean(tree.depth)))
+            + (1 + N) * proj)
+    return {
+        "matmul_gflops": matmul_throughput(d, getattr(cfg, "intermediate_size", 4 * d)),
+        "non_embedding_params": int(non_emb), "hidden": int(d), "vocab": int(vocab), "prefix_tokens": P,
+        "body_tokens_mean": Lb, "gold_label_tokens_mean": ny,
+        "label_tokens_total": int(sum(len(x) for x in full_scorer.label_ids)), "tree_nodes": N,
+        "projection_share_full": (1 + N) * proj / full,
+        "gflop_per_perturbation_cap": cap / 1e9, "gflop_per_perturbation_full": full / 1e9,
+        "full_vs_cap_lower_bound": full / cap,
+    }
+
+
+def matmul_throughput(d: int, inner: int, tokens: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of this machine's float32 matmul at the model's MLP shape (best of ``repeats``):
+    the speed no scorer can beat, so ``full`` takes at least its FLOPs / this."""
+    a, b = torch.randn(tokens, d), torch.randn(d, inner)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * tokens * d * inner / best / 1e9
+
+
+def ceiling_figures(r: dict) -> dict:
+    """The floor of ``full``'s cost ratio at this machine's matmul speed: ``full`` needs its FLOPs
+    / matmul throughput at least, against the measured CAP seconds; and the achieved GFLOP/s."""
+    c, n = r["ceiling"], r["n_samples"]
+    full_gflop = c["gflop_per_perturbation_full"] * n
+    return {
+        "full_gflop_per_example": full_gflop,
+        "full_achieved_gflops": full_gflop / r["seconds_per_example"]["full"],
+        "cap_achieved_gflops": c["gflop_per_perturbation_cap"] * n / r["seconds_per_example"]["cap"],
+        "full_ratio_floor_at_matmul_speed": full_gflop / c["matmul_gflops"] / r["seconds_per_example"]["cap"],
+    }
 
 
 def to_markdown(result: dict) -> str:
@@ -145,6 +224,23 @@ def to_markdown(result: dict) -> str:
         if r["full_rows_seconds_per_example"] is not None:
             lines.append(f"| full_rows (77 rows per perturbation, before) | {r['full_rows_seconds_per_example']:.3f} | "
                          f"{r['full_rows_cost_ratio_vs_cap']:.2f}x |")
+        c = r.get("ceiling")
+        if c:
+            lines += [
+                "",
+                f"Ceiling of `full` (work model, `bench_scorer.work_model`): body {c['body_tokens_mean']:.1f} tokens, gold label "
+                f"{c['gold_label_tokens_mean']:.2f} tokens, all 77 labels {c['label_tokens_total']} tokens = {c['tree_nodes']} tree nodes "
+                f"fed (the last token of each label is not); vocabulary {c['vocab']:,} x hidden {c['hidden']} per projected position, "
+                f"{c['non_embedding_params'] / 1e6:.0f}M non-embedding parameters per token fed. Per perturbation: cap "
+                f"{c['gflop_per_perturbation_cap']:.2f} GFLOP, full {c['gflop_per_perturbation_full']:.2f} GFLOP "
+                f"({c['projection_share_full']:.0%} of it vocabulary projections), a FLOP ratio of "
+                f"{c['full_vs_cap_lower_bound']:.1f}x. CAP runs at {c['cap_achieved_gflops']:.0f} GFLOP/s (small batches, "
+                f"per-example overhead), `full` at {c['full_achieved_gflops']:.0f} GFLOP/s, this machine's float32 matmul at "
+                f"{c['matmul_gflops']:.0f} GFLOP/s: even at matmul speed `full` needs {c['full_gflop_per_example']:.0f} GFLOP / "
+                f"{c['matmul_gflops']:.0f} GFLOP/s per example, **a cost ratio of at least "
+                f"{c['full_ratio_floor_at_matmul_speed']:.1f}x** against the measured CAP (achieved "
+                f"{r['full_renorm_cost_ratio_vs_cap']:.1f}x).",
+            ]
         lines += [
             "",
             f"Unmasked texts, full contrast: argmax accuracy {r['unmasked_argmax_accuracy']:.2f}, median log p̃(gold) "

@@ -71,3 +71,10 @@ def test_markdown_marks_targets(bench):
     md = bench.markdown(res)
     assert "| keyword_p3_gain | 2.50 | ≥ 2.0 ✅ |" in md and "| cost_ratio_vs_cap | 3.50 | ≤ 3.0 ❌ |" in md
     assert "m/x (no option)" in md and not math.isnan(res["keyword_p3_gain"])
+
+
+def test_a_smaller_run_benchmarks_a_prefix_of_a_larger_ones_examples(bench):
+    big, small = bench.bench_rows(385, 100, 0), bench.bench_rows(385, 40, 0)
+    assert len(set(big.tolist())) == 100 and list(small) == list(big[:40])
+    assert len(bench.bench_rows(5, 100, 0)) == 5
+    assert list(bench.bench_rows(385, 40, 1)) != list(small)
