@@ -199,3 +199,18 @@ def test_training_trace_reads_the_logged_alignment_weight(tmp_path):
     assert (t["train_beta_first"], t["train_beta_median"], t["train_beta_last"]) == (0.5, 1.5, 4.0)
     assert t["train_grad_ratio_last"] == 0.25 and "train_ce_first" not in t
     assert training_trace(tmp_path / "missing.csv") == {}
+
+
+@pytest.mark.parametrize("name", ["shortcut_banking77_5shot_8intents", "shortcut_banking77_5shot_8intents_select"])
+def test_recipe_configs_parse_and_their_training_options_are_model_options(name):
+    from dataclasses import replace
+
+    from eg_train.training.module import ModelOptions
+
+    cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
+    ratio = [v for v in cfg.variants if v.train.get("model", {}).get("grad_ratio")]
+    assert ratio and all(v.priors for v in ratio)
+    for v in ratio:
+        replace(ModelOptions(), **v.train["model"])  # every key is a model option
+    assert cfg.report_test is (name == "shortcut_banking77_5shot_8intents")
+    assert cfg.out_dir == "outputs/shortcut_banking77_5shot_8intents"  # shared: runs and priors are reused
