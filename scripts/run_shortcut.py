@@ -5,6 +5,7 @@ results in results/shortcut_<dataset>_5shot.{md,json}:
     python scripts/run_shortcut.py --config configs/shortcut_banking77_5shot.yaml
     python scripts/run_shortcut.py --config configs/shortcut_clinc150_5shot.yaml
     python scripts/run_shortcut.py --config ... --skip_pipeline true    # evaluate the models trained so far
+    python scripts/run_shortcut.py --config configs/shortcut_banking77_5shot_8intents_select.yaml   # choose a recipe on validation only
 
 Steps whose outputs exist are skipped (resume).
 """
