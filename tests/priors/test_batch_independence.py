@@ -25,7 +25,8 @@ LABELS = ["card_arrival", "pin_blocked", "age_limit"]
 
 def _run(csv: Path, cache: Path, *, parts: int, world: int, **kw) -> dict[str, np.ndarray]:
     spec = DataSpec(files={"train": str(csv)}, text_column="text", label_column="category", labels=LABELS)
-    cfg = PriorsConfig(data=spec, n_samples=6, cache_dir=str(cache), **kw)
+    cfg = PriorsConfig(**{"llm": "smollm2-135m-instruct", "demonstrations_per_class": 0, "data": spec, "n_samples": 6,
+                          "cache_dir": str(cache), **kw})
     split = load_examples(cfg)
     for method in build_methods(cfg, split.label_names, split):
         for rank in range(world):

@@ -32,7 +32,8 @@ def _csv(path: Path, rows=ROWS) -> Path:
 
 def _cfg(csv: Path, cache: Path, **kw) -> PriorsConfig:
     spec = DataSpec(files={"train": str(csv)}, text_column="text", label_column="category", labels=LABELS)
-    base = dict(data=spec, methods=["cap"], n_samples=6, cache_dir=str(cache), batch_size=1, scorer_batch_size=16)
+    base = dict(data=spec, methods=["cap"], n_samples=6, cache_dir=str(cache), batch_size=1, scorer_batch_size=16,
+                llm="smollm2-135m-instruct", demonstrations_per_class=0)
     base.update(kw)
     return PriorsConfig(**base)
 
@@ -80,6 +81,7 @@ def test_resume_after_kill_equals_uninterrupted_run(reference, tmp_path):
     cfg.write_text(
         f"data:\n  files: {{train: {csv}}}\n  label_column: category\n  labels: {LABELS}\n"
         f"methods: [cap]\nn_samples: 6\ncache_dir: {cache}\nbatch_size: 1\nscorer_batch_size: 16\n"
+        "llm: smollm2-135m-instruct\ndemonstrations_per_class: 0\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "priors.cli", "compute", "--config", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

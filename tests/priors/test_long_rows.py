@@ -37,7 +37,8 @@ SCRIPT = textwrap.dedent(
     csv, cache = sys.argv[1], sys.argv[2]
     spec = DataSpec(files={"train": csv}, text_column="text", label_column="category",
                     labels=["card_arrival", "pin_blocked"])
-    cfg = PriorsConfig(data=spec, methods=["cap"], n_samples=4, cache_dir=cache)
+    cfg = PriorsConfig(data=spec, methods=["cap"], n_samples=4, cache_dir=cache, llm="smollm2-135m-instruct",
+                       demonstrations_per_class=0)
     split = load_examples(cfg)
     [method] = build_methods(cfg, split.label_names, split)
     summary = compute_priors(split, method, PriorCache(cache), batch_size=2, progress=False)

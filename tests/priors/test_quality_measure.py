@@ -59,6 +59,7 @@ def computed(tmp_path_factory, smollm):
     cfg.write_text(
         f"data:\n  files: {{train: {csv}}}\n  label_column: category\n  labels: {LABELS}\n"
         f"methods: [lime, cap]\nn_samples: 8\ncache_dir: {d / 'cache'}\nbatch_size: 3\nscorer_batch_size: 32\n"
+        "llm: smollm2-135m-instruct\ndemonstrations_per_class: 0\n"
     )
     main(["compute", "--config", str(cfg)])
     main(["fuse", "--config", str(cfg), "--fusion", "[mean]"])

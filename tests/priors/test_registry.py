@@ -3,6 +3,9 @@ option is part of the config hash (priors of different scorings never share a ca
 
 import numpy as np
 import pytest
+from datasets import Dataset
+
+from eg_train.foundation.data.source import LabelledSplit
 
 from priors.base import PRIOR_REGISTRY, PriorMethod, PriorResult, register_prior
 from priors.config import PriorsConfig, build_methods
@@ -46,7 +49,8 @@ def test_lime_and_cap_share_one_llm(monkeypatch, smollm):
 
     calls = []
     monkeypatch.setattr(models, "load_causal_lm", lambda name: calls.append(name) or smollm)
-    lime, cap = build_methods(PriorsConfig(methods=["lime", "cap"], contrast="top_m", contrast_m=1), NAMES)
+    lime, cap = build_methods(PriorsConfig(methods=["lime", "cap"], contrast="top_m", contrast_m=1, llm="smollm2-135m-instruct",
+                                                demonstrations_per_class=0), NAMES)
     assert calls == ["smollm2-135m-instruct"]
     assert isinstance(lime, LimePrior) and isinstance(cap, CapPrior) and lime.scorer.model is cap.scorer.model
     assert cap.scorer.contrast == "top_m" and cap.transform == "inv_one_minus_log"  # auto with a contrast
@@ -91,3 +95,18 @@ def test_renormalise_flag_and_full_contrast_are_one_configuration(smollm):
         _cap(smollm, contrast="softmax")
     with pytest.raises(ValueError, match="cap_transform"):
         _cap(smollm, transform="exp")
+
+
+def test_default_scoring_is_the_benchmark_choice_and_never_shares_a_hash_with_the_old(monkeypatch, smollm):
+    """results/bench/bench_prior_quality.md chose Gemma 3 270M + 1 demonstration per class; priors of
+    the old default (SmolLM2, none) must never be read as the new one's."""
+    import eg_train.foundation.models as models
+
+    assert (PriorsConfig().llm, PriorsConfig().demonstrations_per_class) == ("gemma3-270m", 1)
+    monkeypatch.setattr(models, "load_causal_lm", lambda name: smollm)  # the hash, not the model, is under test
+    examples = LabelledSplit(Dataset.from_dict({"id": [f"e{i}" for i in range(6)], "text": [f"text {i}" for i in range(6)],
+                                                "label": [i % 3 for i in range(6)]}), NAMES, "test")
+    new = build_methods(PriorsConfig(methods=["cap"]), NAMES, examples)[0]
+    old = build_methods(PriorsConfig(methods=["cap"], llm="smollm2-135m-instruct", demonstrations_per_class=0), NAMES, examples)[0]
+    assert "demonstrations" in new.config() and "demonstrations" not in old.config()
+    assert new.config()["model"] == "gemma3-270m" and new.config_hash() != old.config_hash()

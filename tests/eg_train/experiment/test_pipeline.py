@@ -22,6 +22,8 @@ def pipeline_config(tmp_path, tiny_spec):
         train={"trainer": {"max_epochs": 1, "enable_progress_bar": False},
                "data": {"batch_size": 3, "val_per_class": 1}, "model": {"ig": {"calibration_resolution": 8}}},
         seeds=[1, 0],
+        llm="smollm2-135m-instruct",  # the tiny run stays on the smaller LLM; the default is checked below
+        priors={"demonstrations_per_class": 0},
         n_samples=8,
         variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
         ig_prior_seed=0,
@@ -109,6 +111,20 @@ def test_init_from_ce_starts_each_seed_from_its_own_ce_model(pipeline_config, tm
     assert cold.model.model_name == pipeline_config.slm
     with pytest.raises(ValueError, match="needs priors"):
         train_config(pipeline_config, TrainedVariant("x", [], init_from_ce=True), 0, None, tmp_path / "run")
+
+
+def test_priors_mapping_sets_prior_stage_options_and_refuses_pipeline_owned_ones(pipeline_config):
+    from eg_train.experiment.pipeline import _prior_config
+
+    pipeline_config.priors = {"demonstrations_per_class": 2, "contrast": "top_m", "focus": {"min_words": 99}}
+    pcfg = _prior_config(pipeline_config, ["cap"])
+    assert (pcfg.demonstrations_per_class, pcfg.contrast, pcfg.focus.min_words) == (2, "top_m", 99)
+    assert pcfg.llm == "smollm2-135m-instruct" and pcfg.n_samples == 8  # the pipeline's own fields
+    for bad in ({"llm": "x"}, {"no_such_option": 1}):
+        pipeline_config.priors = bad
+        with pytest.raises(ValueError, match="cannot be set here.*allowed: .*contrast"):
+            _prior_config(pipeline_config, ["cap"])
+    assert PipelineConfig().llm == "gemma3-270m"  # the prior stage's default LLM
 
 
 def test_variant_seeds_must_be_pipeline_seeds(pipeline_config):

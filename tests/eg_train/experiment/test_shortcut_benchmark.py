@@ -49,7 +49,7 @@ def _cfg(tmp_path, tiny_spec, **kw) -> ShortcutBenchmarkConfig:
         shortcut=ShortcutConfig(kind="decoy", strength=1.0, seed=0),
         train={"trainer": {"max_epochs": 1, "enable_progress_bar": False}, "data": {"batch_size": 3},
                "model": {"ig": {"calibration_resolution": 8}}},
-        seeds=[0], n_samples=8, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
+        seeds=[0], n_samples=8, llm="smollm2-135m-instruct", priors={"demonstrations_per_class": 0}, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
         workers=1, diagnostics_batches=1, pipeline_test_subset=None, faithfulness_examples=2, eval_ig_steps=4, ig_examples=4, ig_steps=4,
         results=str(tmp_path / "results" / "shortcut_tiny"), train_config=str(REPO / "configs" / "demo.yaml"),
     )
