@@ -38,6 +38,15 @@ _ANALYSIS = re.compile(r"<!-- analysis -->.*?<!-- /analysis -->", re.S)
 paired = paired_t
 
 
+def choose_on_validation(models: dict[str, Any]) -> str | None:
+    """The variant (not CE) with the lowest mean validation reliance, ties to the higher validation
+    counter-shortcut accuracy; None when no variant has validation metrics."""
+    have = {k: v["metrics"] for k, v in models.items() if k != "ce" and "val_shortcut_reliance" in v["metrics"]}
+    if not have:
+        return None
+    return min(have, key=lambda k: (have[k]["val_shortcut_reliance"]["mean"], -have[k]["val_counter_accuracy"]["mean"]))
+
+
 def _targets(models: dict[str, Any], n_seeds: int) -> dict[str, Any] | None:
     """The issue's targets for the prior variant chosen on validation (all seeds run)."""
     ce = models.get("ce")
