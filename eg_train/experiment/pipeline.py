@@ -153,6 +153,11 @@ def ce_variant(cfg: PipelineConfig) -> TrainedVariant:
     return next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
 
 
+def _ig_source(cfg: PipelineConfig) -> Path:
+    """The CE model whose IG is the IG prior (the CE variant of ``ig_prior_seed``)."""
+    return Path(cfg.out_dir) / "runs" / f"{ce_variant(cfg).name}-seed{cfg.ig_prior_seed}" / "model"
+
+
 def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path):
     """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed."""
     import yaml
@@ -252,7 +257,7 @@ def _prior_quality(cfg: PipelineConfig, methods: list[str], timings: "_Timings")
     from priors.cache import PriorCache
     from priors.quality import stored_quality
 
-    pcfg = _prior_config(cfg, methods, Path(cfg.out_dir) / "runs" / f"ce-seed{cfg.ig_prior_seed}" / "model")
+    pcfg = _prior_config(cfg, methods, _ig_source(cfg))
     cache = PriorCache(pcfg.cache_dir)
     stored = stored_quality(cache)
     n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
@@ -408,7 +413,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
     cache = out / "prior_cache"
     step2 = [(_eval_job, cfg, ce, src)]
     if "ig" in needed:
-        step2.append((_priors, cfg, "ig", out / "runs" / f"{ce.name}-seed{cfg.ig_prior_seed}" / "model"))
+        step2.append((_priors, cfg, "ig", _ig_source(cfg)))
     evals = {(ce.name, src): _run_jobs(step2, cfg.workers, timings)[0]}
     transfer_dir = Path(evals[(ce.name, src)]) / "model_attacks"
     transfer = str(transfer_dir) if cfg.model_attacks and transfer_dir.is_dir() else None

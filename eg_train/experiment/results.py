@@ -122,10 +122,10 @@ def _cell(stat: dict | None, scale: float = 100.0, signed: bool = False) -> str:
     return s + (f" ± {scale * stat['std']:.2f}" if stat["n"] > 1 else "")
 
 
-def _interval(stat: dict | None) -> str:
-    if not stat:
-        return "–"
-    return f"{100 * stat['mean']:+.2f} [{100 * stat['low']:+.2f}, {100 * stat['high']:+.2f}]"
+def _interval(mean: float, bounds: list[float] | None) -> str:
+    """``+m [+lo, +hi]`` in points (just ``+m`` without bounds)."""
+    cell = f"{100 * mean:+.2f}"
+    return cell + (f" [{100 * bounds[0]:+.2f}, {100 * bounds[1]:+.2f}]" if bounds else "")
 
 
 def _paired_table(res: dict[str, Any]) -> list[str]:
@@ -142,12 +142,9 @@ def _paired_table(res: dict[str, Any]) -> list[str]:
         for k in metrics:
             if k not in per:
                 continue
-            p = per[k]
-            t = p["t"]
-            t_cell = (f"{100 * t['mean']:+.2f} [{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}]"
-                      if t.get("ci95") else f"{100 * t['mean']:+.2f}")
+            p, b, t = per[k], per[k]["bootstrap"], per[k]["t"]
             lines.append(f"| {m} | {k.replace('/accuracy', '')} | {len(p['seeds'])} | {p['examples']} | "
-                         f"{_interval(p['bootstrap'])} | {t_cell} |")
+                         f"{_interval(b['mean'], [b['low'], b['high']])} | {_interval(t['mean'], t.get('ci95'))} |")
     return lines
 
 

@@ -255,9 +255,9 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
     path = Path(target)
     out = json.loads(path.read_text()) if path.is_file() else evaluate_shortcut_model(model, data, **kwargs)
     if "validation" not in out:
-        val = evaluate_shortcut_model(model, counter_validation(data), ig_examples=0, train_ig_examples=0,
-                                      device=kwargs.get("device", "cpu"))
-        out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter_validation(data)["test_counter"])}
+        counter = counter_validation(data)
+        val = evaluate_shortcut_model(model, counter, ig_examples=0, train_ig_examples=0, device=kwargs.get("device", "cpu"))
+        out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter["test_counter"])}
     atomic_write_json(target, out)
     return target, time.perf_counter() - t
 
@@ -315,6 +315,8 @@ def training_trace(metrics_csv: Path) -> dict[str, float]:
     import csv
     import math
 
+    import numpy as np
+
     if not metrics_csv.is_file():
         return {}
     with metrics_csv.open(newline="") as f:
@@ -324,8 +326,6 @@ def training_trace(metrics_csv: Path) -> dict[str, float]:
         xs = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
         xs = [x for x in xs if math.isfinite(x)]
         if xs:
-            import numpy as np
-
             out.update({f"{key}_first": xs[0], f"{key}_median": float(np.median(xs)), f"{key}_last": xs[-1]})
     return out
 
