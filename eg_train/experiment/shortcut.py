@@ -79,6 +79,8 @@ class ShortcutBenchmarkConfig:
     k_shot: int = 5
     sample_seed: int = 0  # the k-shot sample (and, with +1, the validation carve)
     val_per_class: int = 2  # validation texts per class, with artefacts like the training texts
+    # Other classes' artefacts per counter-shortcut validation text (a seeded draw); None: all of them.
+    validation_artefacts: int | None = None
     shortcut: ShortcutConfig = field(default_factory=lambda: ShortcutConfig(kind="word", strength=1.0))
     test_subset: int | None = None  # seeded subset of the test split (None: all)
     # The pipeline (eg_train.experiment.pipeline.PipelineConfig fields).
@@ -162,14 +164,16 @@ def build_data(cfg: ShortcutBenchmarkConfig):
     return data, spec
 
 
-def counter_validation(data) -> "datasets.DatasetDict":
+def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "datasets.DatasetDict":
     """The validation split as clean / counter-shortcut / aligned splits (the test splits' names).
 
-    Counter-shortcut: every validation text once with each other class's artefact, in the place of
-    its own artefact (a text without one gets it as its first word); clean: the texts without any
-    artefact; aligned: the texts as trained (their own class's artefact). Deterministic: no draw.
+    Counter-shortcut: every validation text once with each other class's artefact (or with
+    ``per_text`` of them, a seeded draw per text: 77 classes make 76 copies of every text), in the
+    place of its own artefact (a text without one gets it as its first word); clean: the texts
+    without any artefact; aligned: the texts as trained (their own class's artefact).
     """
     import datasets
+    import numpy as np
 
     from eg_train.foundation.data.shortcut import insert_word
     from eg_train.foundation.words import split_words
@@ -181,11 +185,16 @@ def counter_validation(data) -> "datasets.DatasetDict":
     artefacts = meta["artefacts"]
     rows: dict[str, list] = {k: [] for k in ("id", "text", "original_text", "label", "artefact", "artefact_class",
                                               "artefact_positions")}
+    if per_text is not None and per_text < 1:
+        raise ValueError(f"validation_artefacts must be >= 1 or null (every other class), got {per_text}")
+    rng = np.random.default_rng(seed)
     for rid, text, original, y, positions in zip(val["id"], val["text"], val["original_text"], val["label"],
                                                  val["artefact_positions"]):
-        for c, word in enumerate(artefacts):
-            if c == int(y):
-                continue
+        others = [c for c in range(len(artefacts)) if c != int(y)]
+        if per_text is not None and per_text < len(others):
+            others = sorted(rng.choice(others, size=per_text, replace=False).tolist())
+        for c in others:
+            word = artefacts[c]
             if positions:
                 k = positions[0]
                 start, end = split_words(text).spans[k]
@@ -253,11 +262,14 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
     t = time.perf_counter()
     data = load_shortcut(data_dir)
     path = Path(target)
+    kwargs = dict(kwargs)
+    per_text = kwargs.pop("validation_artefacts", None)
     out = json.loads(path.read_text()) if path.is_file() else evaluate_shortcut_model(model, data, **kwargs)
-    if "validation" not in out:
-        counter = counter_validation(data)
+    if out.get("validation", {}).get("artefacts_per_text") != per_text:
+        counter = counter_validation(data, per_text, seed=kwargs.get("seed", 0))
         val = evaluate_shortcut_model(model, counter, ig_examples=0, train_ig_examples=0, device=kwargs.get("device", "cpu"))
-        out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter["test_counter"])}
+        out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter["test_counter"]),
+                                                                    "artefacts_per_text": per_text}
     atomic_write_json(target, out)
     return target, time.perf_counter() - t
 
@@ -273,14 +285,15 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
     models are skipped."""
     paths = _paths(cfg)
     kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
-              "seed": 0, "device": cfg.device}
+              "seed": 0, "device": cfg.device, "validation_artefacts": cfg.validation_artefacts}
     jobs = []
     for v in cfg.variants:
         for s in cfg.seeds:
             model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
             target = paths["eval"] / f"{v.name}-seed{s}.json"
             if (model / "config.json").is_file() and (
-                    not target.is_file() or "validation" not in json.loads(target.read_text())):
+                    not target.is_file() or json.loads(target.read_text()).get("validation", {}).get(
+                        "artefacts_per_text") != cfg.validation_artefacts):
                 jobs.append((str(model), str(paths["data"]), str(target), kwargs))
     paths["eval"].mkdir(parents=True, exist_ok=True)
     if cfg.workers > 1 and len(jobs) > 1:

@@ -101,6 +101,21 @@ def test_counter_validation_swaps_each_validation_artefact_for_every_other_class
                                                                        "validation_aligned"}
 
 
+def test_counter_validation_subsample_draws_distinct_other_classes_per_text(tmp_path, tiny_spec):
+    cfg = _cfg(tmp_path, tiny_spec)
+    data, _ = build_data(cfg)
+    full = counter_validation(data)["test_counter"]
+    one = counter_validation(data, per_text=1, seed=3)["test_counter"]
+    assert len(one) == len(data["validation"])
+    assert one["text"] == counter_validation(data, per_text=1, seed=3)["test_counter"]["text"]  # seeded
+    assert set(one["id"]) <= set(full["id"])  # the same rows as the full set, a subset of them
+    assert all(r["artefact_class"] != r["label"] for r in one)
+    n_classes = len(shortcut_metadata(data["train"])["label_names"])
+    assert len(counter_validation(data, per_text=n_classes + 5)["test_counter"]) == len(full)
+    with pytest.raises(ValueError, match="validation_artefacts"):
+        counter_validation(data, per_text=0)
+
+
 def test_results_pairing_partial_flag_and_kept_analysis(tmp_path, tiny_spec):
     cfg = _cfg(tmp_path, tiny_spec, seeds=[0, 1, 2])
     data, _ = build_data(cfg)
@@ -148,7 +163,10 @@ def test_best_variant_is_chosen_on_validation_and_a_selection_run_hides_the_test
 @pytest.mark.parametrize("name", ["shortcut_banking77_5shot", "shortcut_clinc150_5shot"])
 def test_shipped_configs_parse(name):
     cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
-    assert [v.name for v in cfg.variants] == ["ce", "lime", "cap", "ig", "cap_hybrid_mean", "hybrid_no_ig_mean"]
+    # The recipe chosen on validation at 8 intents (grad_ratio 3), named in every aligned variant.
+    assert [v.name for v in cfg.variants] == ["ce"] + [f"{v}_gr3_mse" for v in ("lime", "cap", "ig", "cap_hybrid_mean",
+                                                                                  "hybrid_no_ig_mean")]
+    assert cfg.train["model"]["grad_ratio"] == 3.0 and cfg.train["model"]["beta_warmup_ratio"] == 0.0
     assert cfg.variants[-1].priors == ["lime", "cap"] and cfg.seeds == [0, 1, 2]
     assert cfg.shortcut.kind == "word" and cfg.shortcut.strength == 1.0
     assert cfg.results == f"results/{name}"
