@@ -254,6 +254,12 @@ def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineCon
     )
 
 
+def _validation_current(out: dict, per_text: int | None) -> bool:
+    """Whether a model's cached evaluation holds validation metrics made with ``per_text`` artefacts
+    per text (a file written before the option has every other class's: ``None``)."""
+    return "validation" in out and out["validation"].get("artefacts_per_text") == per_text
+
+
 def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple[str, float]:
     """Shortcut metrics of one model into ``target`` (a worker job; an existing file without the
     validation metrics gets them added); returns ``(target, seconds)``."""
@@ -265,7 +271,7 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
     kwargs = dict(kwargs)
     per_text = kwargs.pop("validation_artefacts", None)
     out = json.loads(path.read_text()) if path.is_file() else evaluate_shortcut_model(model, data, **kwargs)
-    if out.get("validation", {}).get("artefacts_per_text") != per_text:
+    if not _validation_current(out, per_text):
         counter = counter_validation(data, per_text, seed=kwargs.get("seed", 0))
         val = evaluate_shortcut_model(model, counter, ig_examples=0, train_ig_examples=0, device=kwargs.get("device", "cpu"))
         out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter["test_counter"]),
@@ -292,8 +298,8 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
             model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
             target = paths["eval"] / f"{v.name}-seed{s}.json"
             if (model / "config.json").is_file() and (
-                    not target.is_file() or json.loads(target.read_text()).get("validation", {}).get(
-                        "artefacts_per_text") != cfg.validation_artefacts):
+                    not target.is_file() or not _validation_current(json.loads(target.read_text()),
+                                                                    cfg.validation_artefacts)):
                 jobs.append((str(model), str(paths["data"]), str(target), kwargs))
     paths["eval"].mkdir(parents=True, exist_ok=True)
     if cfg.workers > 1 and len(jobs) > 1:

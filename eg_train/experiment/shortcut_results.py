@@ -242,10 +242,13 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 
 def _validation_table(res: dict[str, Any]) -> list[str]:
-    n = next((m.get("validation", {}).get("n_counter") for row in res["models"].values()
-              for m in row["per_seed"].values() if m.get("validation")), None)
+    val = next((m["validation"] for row in res["models"].values() for m in row["per_seed"].values()
+                if m.get("validation")), {})
+    n, per_text = val.get("n_counter"), val.get("artefacts_per_text")
+    which = (f"with {per_text} other classes' artefacts (a seeded draw per text)" if per_text
+             else "with every other class's artefact")
     lines = ["", "Validation (the settings are chosen on these, never on the test sets): the validation texts clean, and "
-             f"each with every other class's artefact in place of its own{f' ({n} texts)' if n else ''}; % , mean ± std "
+             f"each {which} in place of its own{f' ({n} texts)' if n else ''}; % , mean ± std "
              "over seeds, Δ paired with CE [95 % t interval].", "",
              "| model | val. clean acc. | val. counter-shortcut acc. (Δ) | val. reliance ↓ (Δ) | seeds |", "|---|---|---|---|---|"]
     for name, row in res["models"].items():
