@@ -17,16 +17,16 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
+from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
@@ -251,7 +251,7 @@ def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> t
     return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
 
 
-def _prior_quality(cfg: PipelineConfig, methods: list[str], timings: "_Timings") -> None:
+def _prior_quality(cfg: PipelineConfig, methods: list[str]) -> tuple[dict[str, float], None]:
     """Measure the quality of the cached priors once (skipped when the cache already holds it)."""
     from priors.api import quality
     from priors.cache import PriorCache
@@ -263,13 +263,25 @@ def _prior_quality(cfg: PipelineConfig, methods: list[str], timings: "_Timings")
     n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
     docs = [stored.get(f"{m}-{h}") for m in methods for h in cache.config_hashes(m)]
     if docs and all(d is not None and d.get("settings", {}).get("max_examples") == n for d in docs):
-        return  # measured by an earlier run on the same examples
+        return {}, None  # measured by an earlier run on the same examples
     t = time.perf_counter()
     result = quality(pcfg, max_examples=n)
     for key, q in result["methods"].items():
         log.info("prior quality %s: %s", key, {k: q.get(k) for k in ("llm_accuracy", "keyword_precision_at_3",
                                                                     "deletion_aopc_ratio_vs_random") if k in q})
-    timings.record("prior_quality_s", time.perf_counter() - t)
+    return {"prior_quality_s": time.perf_counter() - t}, None
+
+
+def _heatmaps(cfg: PipelineConfig, methods: list[str]) -> tuple[dict[str, float], None]:
+    """``out_dir/priors.html``, once the priors are complete."""
+    from priors.api import heatmap_report
+
+    target = Path(cfg.out_dir) / "priors.html"
+    if target.is_file():
+        return {}, None
+    t = time.perf_counter()
+    heatmap_report(_prior_config(cfg, methods), str(target))
+    return {"heatmaps_s": time.perf_counter() - t}, None
 
 
 def _train_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
@@ -294,6 +306,8 @@ def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, transfer:
     eval_dir = out / "eval" / f"{variant.name}-seed{seed}"
     if (eval_dir / "metrics.json").is_file():
         return {}, str(eval_dir)
+    if transfer is not None and not Path(transfer).is_dir():
+        transfer = None  # the CE model's evaluation wrote no model-aware texts
     t = time.perf_counter()
     run = out / "runs" / f"{variant.name}-seed{seed}"
     evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
@@ -304,42 +318,6 @@ def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, transfer:
              attack_params=ModelAttackConfig(recipes=tuple(cfg.model_attacks) or ModelAttackConfig().recipes,
                                              seed=cfg.attack_seed))
     return {f"eval_{variant.name}_seed{seed}_s": time.perf_counter() - t}, str(eval_dir)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(threads)
-
-
-def _run_jobs(jobs: list[tuple], workers: int, timings: _Timings) -> list:
-    """Run ``(fn, *args)`` jobs, ``workers`` at a time in spawned processes (inline for 1 worker).
-
-    Each job returns ``({timing key: seconds}, value)``; the times are recorded as jobs finish,
-    so an interrupted run keeps the times of the jobs it completed. Returns the values in order.
-    """
-    values: list = [None] * len(jobs)
-
-    def finished(i: int, result: tuple[dict[str, float], object]) -> None:
-        spent, values[i] = result
-        for k, v in spent.items():
-            timings.record(k, v)
-
-    if workers <= 1 or len(jobs) <= 1:
-        for i, (fn, *args) in enumerate(jobs):
-            finished(i, fn(*args))
-        return values
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(fn, *args): i for i, (fn, *args) in enumerate(jobs)}
-        for fut in as_completed(futures):
-            finished(futures[fut], fut.result())
-    return values
 
 
 def _config_doc(cfg: PipelineConfig) -> dict:
@@ -376,8 +354,66 @@ def _runs_seed(variant: TrainedVariant, seed: int, ce: TrainedVariant) -> bool:
     return variant is ce or variant.seeds is None or seed in variant.seeds
 
 
-def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
-    """Run every step; returns a summary (also written to ``out_dir/summary.json``)."""
+# Extra jobs per trained model (e.g. the shortcut benchmark's evaluation), run in the same graph so
+# that they overlap the remaining training: ``(variant, seed, run_dir) -> jobs`` (each gets the
+# model's training as a dependency).
+ModelJobs = Callable[[TrainedVariant, int, Path], list[Job]]
+
+
+def _key(step: str, variant: TrainedVariant, seed: int) -> str:
+    return f"{step}:{variant.name}-seed{seed}"
+
+
+def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None) -> list[Job]:
+    """The pipeline's steps as a job graph, in priority order.
+
+    The LLM priors (the longest jobs) first; the CE model of ``ig_prior_seed`` next (the IG prior
+    and every transfer attack need it); an aligned run waits only for its own priors (and the CE run
+    of its seed with ``init_from_ce``), and an evaluation for its model and the CE model's
+    evaluation (the transfer texts).
+    """
+    ce = ce_variant(cfg)
+    needed = sorted({m for v in cfg.variants for m in v.priors})
+    src = cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else cfg.seeds[0]
+    seeds = sorted(cfg.seeds, key=lambda s: s != src)
+    prior_key = {m: f"priors:{m}" for m in needed}
+    jobs = [Job(prior_key[m], _priors, (cfg, m)) for m in needed if m != "ig"]
+    jobs.append(Job(_key("train", ce, src), _train_job, (cfg, ce, src)))
+    if "ig" in needed:
+        jobs.append(Job(prior_key["ig"], _priors, (cfg, "ig", _ig_source(cfg)), (_key("train", ce, src),)))
+    ce_eval = _key("eval", ce, src)
+    jobs.append(Job(ce_eval, _eval_job, (cfg, ce, src), (_key("train", ce, src),)))
+    jobs += [Job(_key("train", ce, s), _train_job, (cfg, ce, s)) for s in seeds if s != src]
+    if needed:
+        all_priors = tuple(prior_key.values())
+        quality = ()
+        if cfg.prior_quality_examples:  # before the heatmaps, whose report shows it
+            jobs.append(Job("prior_quality", _prior_quality, (cfg, needed), all_priors + (_key("train", ce, src),)))
+            quality = ("prior_quality",)
+        jobs.append(Job("heatmaps", _heatmaps, (cfg, needed), all_priors + quality))
+    transfer = str(Path(cfg.out_dir) / "eval" / f"{ce.name}-seed{src}" / "model_attacks") if cfg.model_attacks else None
+    aligned = [v for v in cfg.variants if v.priors]
+    for s in seeds:
+        for v in aligned:
+            if _runs_seed(v, s, ce):
+                deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
+                jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s), deps))
+    for s in seeds:
+        for v in cfg.variants:
+            if _runs_seed(v, s, ce) and _key("eval", v, s) != ce_eval:
+                jobs.append(Job(_key("eval", v, s), _eval_job, (cfg, v, s, transfer), (_key("train", v, s), ce_eval)))
+    if model_jobs is not None:
+        for s in seeds:
+            for v in cfg.variants:
+                if _runs_seed(v, s, ce):
+                    run_dir = Path(cfg.out_dir) / "runs" / f"{v.name}-seed{s}"
+                    jobs += [Job(j.key, j.fn, j.args, (*j.deps, _key("train", v, s))) for j in model_jobs(v, s, run_dir)]
+    return jobs
+
+
+def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo", model_jobs: ModelJobs | None = None) -> dict:
+    """Run every step (a job graph, ``workers`` at a time; ``model_jobs``: extra jobs per trained
+    model); returns a summary (also written to ``out_dir/summary.json``)."""
     from eg_train.evaluation.api import attack, report
 
     out = Path(cfg.out_dir)
@@ -400,35 +436,14 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo") -> dict:
         attack(cfg.data, str(attacks_dir), subset=cfg.test_subset, subset_seed=cfg.attack_seed)
         timings.record("attacks_s", time.perf_counter() - t)
 
-    ce = ce_variant(cfg)
-    aligned = [v for v in cfg.variants if v.priors]
-    # 1. The LLM priors need no trained model and the CE baselines need no priors: run them together.
-    #    The IG prior's CE run goes first so that a single worker reaches it early.
-    seeds = sorted(cfg.seeds, key=lambda s: s != cfg.ig_prior_seed)
-    src = cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else seeds[0]
-    _run_jobs([(_priors, cfg, m) for m in needed if m != "ig"] + [(_train_job, cfg, ce, s) for s in seeds],
-              cfg.workers, timings)
-    # 2. The IG prior from one CE model, shared by every seed; beside it, that CE model's evaluation,
-    #    whose model-aware attack texts are the transfer set every other model is evaluated on.
-    cache = out / "prior_cache"
-    step2 = [(_eval_job, cfg, ce, src)]
-    if "ig" in needed:
-        step2.append((_priors, cfg, "ig", _ig_source(cfg)))
-    evals = {(ce.name, src): _run_jobs(step2, cfg.workers, timings)[0]}
-    transfer_dir = Path(evals[(ce.name, src)]) / "model_attacks"
-    transfer = str(transfer_dir) if cfg.model_attacks and transfer_dir.is_dir() else None
-    if needed and cfg.prior_quality_examples:  # before the heatmaps, whose report shows it
-        _prior_quality(cfg, needed, timings)
-    if needed and not (out / "priors.html").is_file():  # the priors are complete once written
-        from priors.api import heatmap_report
+    def record(key: str, spent: dict[str, float]) -> None:  # as each job ends: an interrupted run keeps them
+        for k, seconds in spent.items():
+            timings.record(k, seconds)
 
-        heatmap_report(_prior_config(cfg, needed), str(out / "priors.html"))
-    # 3. Every prior-aligned variant and seed, then every evaluation not done yet.
-    _run_jobs([(_train_job, cfg, v, s) for s in seeds for v in aligned if _runs_seed(v, s, ce)], cfg.workers, timings)
-    rest = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce) and (v.name, s) not in evals]
-    done = _run_jobs([(_eval_job, cfg, v, s, transfer) for v, s in rest], cfg.workers, timings)
-    evals.update({(v.name, s): d for (v, s), d in zip(rest, done)})
-    eval_dirs = [evals[(v.name, s)] for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
+    values = run_jobs(pipeline_jobs(cfg, model_jobs), cfg.workers, record)
+    ce = ce_variant(cfg)
+    cache = out / "prior_cache"
+    eval_dirs = [values[_key("eval", v, s)] for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
 
     last = cfg.variants[-1]
     html = report(

@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, sample_spec
+from eg_train.experiment.jobs import Job, run_jobs
+from eg_train.experiment.pipeline import ModelJobs, PipelineConfig, TrainedVariant, sample_spec
 from eg_train.foundation.data.fewshot import sample_k_per_class
 from eg_train.foundation.data.shortcut import (
     ShortcutConfig,
@@ -260,9 +261,9 @@ def _validation_current(out: dict, per_text: int | None) -> bool:
     return "validation" in out and out["validation"].get("artefacts_per_text") == per_text
 
 
-def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple[str, float]:
+def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple[dict[str, float], str]:
     """Shortcut metrics of one model into ``target`` (a worker job; an existing file without the
-    validation metrics gets them added); returns ``(target, seconds)``."""
+    validation metrics gets them added); returns ``({timing key: seconds}, target)``."""
     from eg_train.evaluation.shortcut import evaluate_shortcut_model
 
     t = time.perf_counter()
@@ -277,41 +278,42 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
         out["validation"] = {k: val[k] for k in VALIDATION_KEYS} | {"n_counter": len(counter["test_counter"]),
                                                                     "artefacts_per_text": per_text}
     atomic_write_json(target, out)
-    return target, time.perf_counter() - t
+    return {f"shortcut_eval_{path.stem}_s": time.perf_counter() - t}, target
 
 
-def _init_worker() -> None:
-    import torch
+def _eval_job(cfg: ShortcutBenchmarkConfig, name: str, seed: int) -> Job | None:
+    """The shortcut evaluation of one model, unless its cached metrics are current."""
+    paths = _paths(cfg)
+    target = paths["eval"] / f"{name}-seed{seed}.json"
+    if target.is_file() and _validation_current(json.loads(target.read_text()), cfg.validation_artefacts):
+        return None
+    kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
+              "seed": 0, "device": cfg.device, "validation_artefacts": cfg.validation_artefacts}
+    model = paths["pipeline"] / "runs" / f"{name}-seed{seed}" / "model"
+    return Job(f"shortcut_eval:{name}-seed{seed}", _evaluate_one, (str(model), str(paths["data"]), str(target), kwargs))
 
-    torch.set_num_threads(1)  # one thread per worker process, as the pipeline's workers
+
+def _model_jobs(cfg: ShortcutBenchmarkConfig) -> ModelJobs:
+    """Each model's shortcut evaluation as a job of the pipeline's graph: it runs beside the
+    remaining training instead of after it."""
+    _paths(cfg)["eval"].mkdir(parents=True, exist_ok=True)
+
+    def jobs(variant: TrainedVariant, seed: int, run_dir: Path) -> list[Job]:
+        job = _eval_job(cfg, variant.name, seed)
+        return [job] if job is not None else []
+
+    return jobs
 
 
 def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
-    """Shortcut metrics of every trained model (cached per model, ``workers`` at a time); missing
-    models are skipped."""
+    """Shortcut metrics of every trained model (cached per model; those not evaluated inside the
+    pipeline run here, ``workers`` at a time); missing models are skipped."""
     paths = _paths(cfg)
-    kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
-              "seed": 0, "device": cfg.device, "validation_artefacts": cfg.validation_artefacts}
-    jobs = []
-    for v in cfg.variants:
-        for s in cfg.seeds:
-            model = paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model"
-            target = paths["eval"] / f"{v.name}-seed{s}.json"
-            if (model / "config.json").is_file() and (
-                    not target.is_file() or not _validation_current(json.loads(target.read_text()),
-                                                                    cfg.validation_artefacts)):
-                jobs.append((str(model), str(paths["data"]), str(target), kwargs))
     paths["eval"].mkdir(parents=True, exist_ok=True)
-    if cfg.workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            done = list(pool.map(_evaluate_one, *zip(*jobs)))
-    else:
-        done = [_evaluate_one(*job) for job in jobs]
-    for target, seconds in done:
-        timings[f"shortcut_eval_{Path(target).stem}_s"] = round(seconds, 1)
+    jobs = [job for v in cfg.variants for s in cfg.seeds
+            if (paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model" / "config.json").is_file()
+            and (job := _eval_job(cfg, v.name, s)) is not None]
+    run_jobs(jobs, cfg.workers, lambda key, spent: timings.update({k: round(x, 1) for k, x in spent.items()}))
     out: dict[str, dict[int, dict]] = {}
     for v in cfg.variants:
         for s in cfg.seeds:
@@ -387,7 +389,7 @@ def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts
     atomic_write_json(paths["out"] / "shortcut_benchmark.json", json.loads(json.dumps(asdict(cfg))))
     if not cfg.skip_pipeline:
         t = time.perf_counter()
-        run_pipeline(pipeline_config(cfg, spec), command=command)
+        run_pipeline(pipeline_config(cfg, spec), command=command, model_jobs=_model_jobs(cfg))
         timings["pipeline_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     models = _evaluate_models(cfg, data, timings)

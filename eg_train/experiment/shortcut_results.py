@@ -233,11 +233,16 @@ def render_markdown(res: dict[str, Any]) -> str:
                   f"(within 1: {'yes' if t['clean_within_1_point'] else 'no'})."]
     pt = res["pipeline_timings"]
     if pt or res["timings"].get("total_s"):
+        # The models' shortcut evaluations run inside the pipeline's job graph (beside training);
+        # those left over (a resumed or --skip_pipeline run) after it, in this command's timings.
+        per_model = _minutes(pt, "shortcut_eval_") + sum(
+            v for k, v in res["timings"].items() if k.startswith("shortcut_eval_") and k != "shortcut_eval_s") / 60
         lines += ["", f"Time: this command **{res['timings'].get('total_s', 0) / 60:.1f} min** (pipeline "
-                  f"{res['timings'].get('pipeline_s', 0) / 60:.1f} min, shortcut evaluation {res['timings'].get('shortcut_eval_s', 0) / 60:.1f} min); "
-                  f"pipeline step times summed: LLM priors {_minutes(pt, 'priors_lime') + _minutes(pt, 'priors_cap'):.1f} min, IG prior "
-                  f"{_minutes(pt, 'priors_ig'):.1f} min, training {_minutes(pt, 'train_'):.1f} min, pipeline evaluation {_minutes(pt, 'eval_'):.1f} min "
-                  f"(machine: {res['machine']['cpus']} CPUs)."]
+                  f"{res['timings'].get('pipeline_s', 0) / 60:.1f} min, then the rest of the shortcut evaluation "
+                  f"{res['timings'].get('shortcut_eval_s', 0) / 60:.1f} min, diagnostics {res['timings'].get('diagnostics_s', 0) / 60:.1f} min); "
+                  f"step times summed over workers: LLM priors {_minutes(pt, 'priors_lime') + _minutes(pt, 'priors_cap'):.1f} min, IG prior "
+                  f"{_minutes(pt, 'priors_ig'):.1f} min, training {_minutes(pt, 'train_'):.1f} min, pipeline evaluation {_minutes(pt, 'eval_'):.1f} min, "
+                  f"shortcut evaluation of the models {per_model:.1f} min (machine: {res['machine']['cpus']} CPUs)."]
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from eg_train.foundation.data import DataSpec
-from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, run_pipeline
+from eg_train.experiment.jobs import Job
+from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, pipeline_jobs, run_pipeline
 from priors.cache import PriorCache
 
 @pytest.fixture()
@@ -111,6 +112,29 @@ def test_init_from_ce_starts_each_seed_from_its_own_ce_model(pipeline_config, tm
     assert cold.model.model_name == pipeline_config.slm
     with pytest.raises(ValueError, match="needs priors"):
         train_config(pipeline_config, TrainedVariant("x", [], init_from_ce=True), 0, None, tmp_path / "run")
+
+
+def test_job_graph_waits_only_for_what_each_step_needs(pipeline_config):
+    cfg = pipeline_config
+    cfg.variants = [TrainedVariant("ce"), TrainedVariant("lime", ["lime"]),
+                    TrainedVariant("hybrid", ["lime", "cap", "ig"]), TrainedVariant("warm", ["cap"], init_from_ce=True)]
+    extra = lambda v, s, run: [Job(f"extra:{v.name}-seed{s}", print, (str(run),))]  # noqa: E731
+    jobs = {j.key: j for j in pipeline_jobs(cfg, extra)}
+    order = list(jobs)
+    assert order[:3] == ["priors:cap", "priors:lime", "train:ce-seed0"]  # the longest jobs, then the IG source
+    assert jobs["priors:ig"].deps == ("train:ce-seed0",)  # ig_prior_seed 0
+    assert jobs["train:lime-seed1"].deps == ("priors:lime",)  # not the CAP or IG prior, not CE
+    assert set(jobs["train:hybrid-seed1"].deps) == {"priors:lime", "priors:cap", "priors:ig"}
+    assert set(jobs["train:warm-seed1"].deps) == {"priors:cap", "train:ce-seed1"}
+    # every evaluation after the CE model's (its model-aware texts are the transfer set)
+    assert jobs["eval:lime-seed1"].deps == ("train:lime-seed1", "eval:ce-seed0")
+    assert jobs["eval:ce-seed0"].deps == ("train:ce-seed0",)
+    assert set(jobs["prior_quality"].deps) >= {"priors:lime", "priors:cap", "priors:ig"}
+    assert "prior_quality" in jobs["heatmaps"].deps
+    assert jobs["extra:hybrid-seed0"].deps == ("train:hybrid-seed0",)
+    assert jobs["extra:ce-seed1"].args == (str(Path(cfg.out_dir) / "runs" / "ce-seed1"),)
+    # seed 0 (the IG source) before seed 1 among the aligned runs
+    assert order.index("train:lime-seed0") < order.index("train:lime-seed1")
 
 
 def test_priors_mapping_sets_prior_stage_options_and_refuses_pipeline_owned_ones(pipeline_config):
