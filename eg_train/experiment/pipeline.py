@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
-from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
