@@ -3,8 +3,9 @@
     python scripts/bench_train.py [--quick] --out FILE.json
 
 MiniLM-L6 (embedded ``all-minilm-l6-v2``), Banking77, batch 32. One optimisation step (forward,
-backward, AdamW step) is timed for CE only (``prior: none`` path) and for CE + alignment at the
-default IG settings, interleaved on the *same* batches so that machine load affects both alike;
+backward, AdamW step) is timed for CE only (``prior: none`` path), for CE + alignment at the
+default IG settings and for CE + alignment on a share of the rows (``--align-fractions``),
+interleaved on the *same* batches so that machine load affects both alike;
 medians are reported. The warped rule's calibration (run once per ``recalibrate_every`` steps)
 is timed separately and reported amortised. Fidelity: per example, the Spearman correlation at
 word level between the training-time IG (the rule used in training) and captum
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ig-method", default=None, help="override the default IG quadrature")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps timings stable on a shared CPU)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--align-fractions", type=float, nargs="*", default=[0.5],
+                    help="also time CE + align on this share of each batch's rows (model.align_fraction)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -159,13 +162,22 @@ def main(argv: list[str] | None = None) -> int:
     log.info("IG rule: alphas %s weights %s", np.round(module.ig_rule[0], 3), np.round(module.ig_rule[1], 3))
 
     ce_times, align_times = [], []
-    for i, batch in enumerate(batches):  # interleaved; batch 0 is warm-up for both
+    fraction_times: dict[float, list[float]] = {f: [] for f in args.align_fractions}
+    for i, batch in enumerate(batches):  # interleaved; batch 0 is warm-up for all
         ce = _step(module, opt, _strip_priors(batch))
         al = _step(module, opt, batch)
-        log.info("batch %d (%s tokens): CE %.2fs, CE+align %.2fs", i, tuple(batch["input_ids"].shape), ce, al)
+        part = {}
+        for f in args.align_fractions:
+            module.hparams["align_fraction"] = f
+            part[f] = _step(module, opt, batch)
+        module.hparams["align_fraction"] = 1.0
+        log.info("batch %d (%s tokens): CE %.2fs, CE+align %.2fs, %s", i, tuple(batch["input_ids"].shape), ce, al,
+                 {f"align_fraction {f}": round(t, 2) for f, t in part.items()})
         if i > 0:
             ce_times.append(ce)
             align_times.append(al)
+            for f, t in part.items():
+                fraction_times[f].append(t)
 
     train_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fid_batch = _batches(test, tok, 1, n_fid, args.seed + 1, with_priors=False)[0]
@@ -188,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_s": calib_s,
         "recalibrate_every": ig.recalibrate_every,
         "align_step_over_ce_step_with_amortised_calibration": (al_med + amortised) / ce_med,
+        "align_fraction_step_s_median": {str(f): statistics.median(t) for f, t in fraction_times.items()},
+        "align_fraction_step_over_ce_step": {str(f): statistics.median(t) / ce_med for f, t in fraction_times.items()},
+        "align_fraction_step_s_all": {str(f): t for f, t in fraction_times.items()},
         "ce_step_s_all": ce_times,
         "align_step_s_all": align_times,
         "fidelity_examples": n_fid,
@@ -209,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|",
         f"| CE only | {ce_med:.3f} | 1.00 | |",
         f"| CE + align ({ig.method}, {ig.steps} steps) | {al_med:.3f} | {al_med / ce_med:.2f} | {fid['training_rule']:.3f} |",
+        *(f"| CE + align on {f:g} of the rows (`model.align_fraction`) | {statistics.median(t):.3f} | "
+          f"{statistics.median(t) / ce_med:.2f} | (same rule) |" for f, t in fraction_times.items()),
         f"| (plain gausslegendre, {ig.steps} steps, fidelity only) | | | {fid[f'gausslegendre_{ig.steps}']:.3f} |",
         "",
         f"MiniLM-L6, Banking77, batch {args.batch_size}, {timed} timed steps per setting (interleaved), "

@@ -80,6 +80,7 @@ class ModelOptions:
     grad_ratio_every: int = 1
     grad_ratio_smoothing: float = 0.5
     beta_max: float = 100.0
+    align_fraction: float = 1.0
 
 
 ALIGNMENT_LOSSES = ("mse", "rrr")
@@ -135,6 +136,10 @@ class EGModule(L.LightningModule):
             measurement only).
         beta_max: the largest weight ``grad_ratio`` may set (a guard where the alignment gradient
             vanishes, e.g. a prior equal to the model's own attribution).
+        align_fraction: share of a batch's rows with a prior that get the alignment term at each
+            step (a draw seeded by the step; at least one row). The double backward costs in
+            proportion to the aligned rows, CE still sees the whole batch; with ``grad_ratio`` the
+            alignment gradient keeps its size relative to CE's.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class EGModule(L.LightningModule):
         grad_ratio_every: int = 1,
         grad_ratio_smoothing: float = 0.5,
         beta_max: float = 100.0,
+        align_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         if not label_names:
@@ -170,6 +176,8 @@ class EGModule(L.LightningModule):
         if grad_ratio_every < 1 or not 0.0 <= grad_ratio_smoothing < 1.0:
             raise ConfigError("model.grad_ratio_every must be >= 1 and model.grad_ratio_smoothing in [0, 1), got "
                               f"{grad_ratio_every} and {grad_ratio_smoothing}")
+        if not 0.0 < align_fraction <= 1.0:
+            raise ConfigError(f"model.align_fraction must be in (0, 1], got {align_fraction}")
         # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
         ig = IGConfig(**ig) if isinstance(ig, dict) else ig
         lora = LoraSpec(**lora) if isinstance(lora, dict) else lora
@@ -305,10 +313,22 @@ class EGModule(L.LightningModule):
         beta = self.current_beta if beta is None else beta
         if beta == 0 or n == 0 or not torch.is_grad_enabled():
             return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
-        rows = torch.nonzero(has_prior).flatten()
+        rows = self.aligned_rows(torch.nonzero(has_prior).flatten())
         words, sub = self._word_attributions(batch, rows, create_graph=True)
         align = self.alignment_loss(words, sub["prior"], sub["word_mask"])
-        return AlignmentLosses(ce + beta * align, ce, align, acc, n)
+        return AlignmentLosses(ce + beta * align, ce, align, acc, len(rows))
+
+    def aligned_rows(self, rows: Tensor) -> Tensor:
+        """The rows (of those with a prior) that get the alignment term at this step: all of them,
+        or an ``align_fraction`` share drawn with a generator seeded by the step (the global RNG,
+        which dropout and data order use, is left alone)."""
+        fraction = self.hparams.get("align_fraction", 1.0)
+        if fraction >= 1.0:
+            return rows
+        k = max(1, round(fraction * len(rows)))
+        step = self.trainer.global_step if self._trainer is not None else 0
+        pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(step))[:k]
+        return rows[pick.sort().values.to(rows.device)]
 
     def alignment_loss(self, words: Tensor, prior: Tensor, mask: Tensor) -> Tensor:
         """The alignment term for word attributions ``words`` against ``prior`` (both ``[b, w]``).

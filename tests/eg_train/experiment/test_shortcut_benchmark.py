@@ -172,6 +172,18 @@ def test_shipped_configs_parse(name):
     assert cfg.results == f"results/{name}"
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("shortcut_*.yaml")), ids=lambda p: p.stem)
+def test_every_shortcut_config_parses_with_known_model_options(path):
+    from dataclasses import fields
+
+    from eg_train.training.module import ModelOptions
+
+    cfg = parse_config(["--config", str(path)])
+    known = {f.name for f in fields(ModelOptions)}
+    for opts in [cfg.train] + [v.train for v in cfg.variants]:
+        assert set(opts.get("model", {})) <= known, (path.name, opts)
+
+
 def test_tiny_end_to_end(tmp_path, tiny_spec):
     cfg = _cfg(tmp_path, tiny_spec, workers=2)  # two worker processes: the pipeline's and the evaluation's pools
     res = run_shortcut_benchmark(cfg)

@@ -257,3 +257,28 @@ def test_bad_alignment_options():
         EGModule("all-minilm-l6-v2", LABELS, grad_ratio=-1)
     with pytest.raises(ValueError, match="grad_ratio_every"):
         EGModule("all-minilm-l6-v2", LABELS, grad_ratio=1, grad_ratio_every=0)
+
+
+def test_align_fraction_aligns_a_per_step_draw_of_the_rows():
+    from types import SimpleNamespace
+
+    m = EGModule("all-minilm-l6-v2", LABELS, align_fraction=0.5, ig=IGConfig(steps=2, method="gausslegendre"))
+    m.eval()
+    batch = make_batch(m, random_priors())
+    m._trainer = SimpleNamespace(global_step=3, estimated_stepping_batches=10)
+    rows = m.aligned_rows(torch.arange(4))
+    assert len(rows) == 2 and torch.equal(rows, m.aligned_rows(torch.arange(4)))  # seeded by the step
+    out = m.compute_losses(batch, beta=1.0)
+    words, sub = m._word_attributions(batch, rows, create_graph=False)
+    assert out.n_aligned == 2
+    assert torch.isclose(out.align, m.alignment_loss(words, sub["prior"], sub["word_mask"]), atol=1e-6)
+    assert torch.isclose(out.ce, torch.nn.functional.cross_entropy(m(batch), batch["labels"]))  # CE: every row
+    draws = set()
+    for step in range(10):
+        m._trainer.global_step = step
+        draws.add(tuple(m.aligned_rows(torch.arange(4)).tolist()))
+    assert len(draws) > 1
+    # at least one row
+    assert len(EGModule("all-minilm-l6-v2", LABELS, align_fraction=0.1).aligned_rows(torch.arange(4))) == 1
+    with pytest.raises(ValueError, match="align_fraction"):
+        EGModule("all-minilm-l6-v2", LABELS, align_fraction=0.0)
