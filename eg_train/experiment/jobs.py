@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 log = logging.getLogger("eg_train.experiment.jobs")
 
@@ -37,11 +38,11 @@ class JobError(RuntimeError):
 
 def check_graph(jobs: Sequence[Job]) -> None:
     """Refuse duplicate keys, unknown dependencies and cycles (before anything runs)."""
-    keys = [j.key for j in jobs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
+    counts = Counter(j.key for j in jobs)
+    dup = sorted(k for k, n in counts.items() if n > 1)
     if dup:
         raise ValueError(f"duplicate job keys: {dup}")
-    known = set(keys)
+    known = set(counts)
     for j in jobs:
         missing = [d for d in j.deps if d not in known]
         if missing:
@@ -54,6 +55,11 @@ def check_graph(jobs: Sequence[Job]) -> None:
             raise ValueError(f"dependency cycle among jobs {sorted(j.key for j in left)}")
         done.update(j.key for j in ready)
         left = [j for j in left if j.key not in done]
+
+
+def _next_ready(pending: list[Job], done: Mapping[str, Any]) -> Job | None:
+    """The first pending job (list order is the priority) whose dependencies are all done."""
+    return next((j for j in pending if set(j.deps) <= done.keys()), None)
 
 
 def _init_worker(threads: int) -> None:
@@ -78,7 +84,7 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     if workers <= 1 or len(jobs) <= 1:
         pending = list(jobs)
         while pending:
-            job = next(j for j in pending if set(j.deps) <= values.keys())
+            job = _next_ready(pending, values)  # never None: the graph is checked acyclic
             pending.remove(job)
             try:
                 finished(job, job.fn(*job.args))
@@ -97,7 +103,7 @@ def run_jobs(jobs: Sequence[Job], workers: int,
                              initargs=(threads,)) as pool:
         while pending or running:
             while failure is None and len(running) < workers:
-                job = next((j for j in pending if set(j.deps) <= values.keys()), None)
+                job = _next_ready(pending, values)
                 if job is None:
                     break
                 pending.remove(job)

@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -222,11 +222,9 @@ _PIPELINE_OWNED = ("data", "split", "k_shot", "sample_seed", "methods", "device"
 def prior_overrides(pcfg, overrides: dict[str, Any]):
     """``pcfg`` with the pipeline config's ``priors`` options applied (unknown or pipeline-owned
     names are an error that lists the allowed ones)."""
-    import dataclasses
-
     from priors.config import PriorsConfig
 
-    allowed = sorted(f.name for f in dataclasses.fields(PriorsConfig) if f.name not in _PIPELINE_OWNED)
+    allowed = sorted(f.name for f in fields(PriorsConfig) if f.name not in _PIPELINE_OWNED)
     bad = sorted(k for k in (overrides or {}) if k not in allowed)
     if bad:
         raise ValueError(f"priors: {', '.join(bad)} cannot be set here (the pipeline sets data, llm, n_samples, ...); "
@@ -236,7 +234,7 @@ def prior_overrides(pcfg, overrides: dict[str, Any]):
         from priors.focus import FocusConfig
 
         values["focus"] = FocusConfig(**values["focus"])
-    return dataclasses.replace(pcfg, **values)
+    return replace(pcfg, **values)
 
 
 def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:
@@ -392,22 +390,17 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None) -> l
             quality = ("prior_quality",)
         jobs.append(Job("heatmaps", _heatmaps, (cfg, needed), all_priors + quality))
     transfer = str(Path(cfg.out_dir) / "eval" / f"{ce.name}-seed{src}" / "model_attacks") if cfg.model_attacks else None
-    aligned = [v for v in cfg.variants if v.priors]
-    for s in seeds:
-        for v in aligned:
-            if _runs_seed(v, s, ce):
-                deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
-                jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s), deps))
-    for s in seeds:
-        for v in cfg.variants:
-            if _runs_seed(v, s, ce) and _key("eval", v, s) != ce_eval:
-                jobs.append(Job(_key("eval", v, s), _eval_job, (cfg, v, s, transfer), (_key("train", v, s), ce_eval)))
+    runs = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce)]
+    for v, s in runs:
+        if v.priors:
+            deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
+            jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s), deps))
+    jobs += [Job(_key("eval", v, s), _eval_job, (cfg, v, s, transfer), (_key("train", v, s), ce_eval))
+             for v, s in runs if _key("eval", v, s) != ce_eval]
     if model_jobs is not None:
-        for s in seeds:
-            for v in cfg.variants:
-                if _runs_seed(v, s, ce):
-                    run_dir = Path(cfg.out_dir) / "runs" / f"{v.name}-seed{s}"
-                    jobs += [Job(j.key, j.fn, j.args, (*j.deps, _key("train", v, s))) for j in model_jobs(v, s, run_dir)]
+        for v, s in runs:
+            run_dir = Path(cfg.out_dir) / "runs" / f"{v.name}-seed{s}"
+            jobs += [replace(j, deps=(*j.deps, _key("train", v, s))) for j in model_jobs(v, s, run_dir)]
     return jobs
 
 

@@ -281,25 +281,24 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
     return {f"shortcut_eval_{path.stem}_s": time.perf_counter() - t}, target
 
 
-def _eval_job(cfg: ShortcutBenchmarkConfig, name: str, seed: int) -> Job | None:
-    """The shortcut evaluation of one model, unless its cached metrics are current."""
+def _shortcut_eval_job(cfg: ShortcutBenchmarkConfig, run_dir: Path) -> Job | None:
+    """The shortcut evaluation of the model trained in ``run_dir``, unless its cached metrics are current."""
     paths = _paths(cfg)
-    target = paths["eval"] / f"{name}-seed{seed}.json"
+    target = paths["eval"] / f"{run_dir.name}.json"
     if target.is_file() and _validation_current(json.loads(target.read_text()), cfg.validation_artefacts):
         return None
     kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
               "seed": 0, "device": cfg.device, "validation_artefacts": cfg.validation_artefacts}
-    model = paths["pipeline"] / "runs" / f"{name}-seed{seed}" / "model"
-    return Job(f"shortcut_eval:{name}-seed{seed}", _evaluate_one, (str(model), str(paths["data"]), str(target), kwargs))
+    return Job(f"shortcut_eval:{run_dir.name}", _evaluate_one,
+               (str(run_dir / "model"), str(paths["data"]), str(target), kwargs))
 
 
 def _model_jobs(cfg: ShortcutBenchmarkConfig) -> ModelJobs:
     """Each model's shortcut evaluation as a job of the pipeline's graph: it runs beside the
     remaining training instead of after it."""
-    _paths(cfg)["eval"].mkdir(parents=True, exist_ok=True)
 
     def jobs(variant: TrainedVariant, seed: int, run_dir: Path) -> list[Job]:
-        job = _eval_job(cfg, variant.name, seed)
+        job = _shortcut_eval_job(cfg, run_dir)
         return [job] if job is not None else []
 
     return jobs
@@ -309,10 +308,9 @@ def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[
     """Shortcut metrics of every trained model (cached per model; those not evaluated inside the
     pipeline run here, ``workers`` at a time); missing models are skipped."""
     paths = _paths(cfg)
-    paths["eval"].mkdir(parents=True, exist_ok=True)
-    jobs = [job for v in cfg.variants for s in cfg.seeds
-            if (paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "model" / "config.json").is_file()
-            and (job := _eval_job(cfg, v.name, s)) is not None]
+    run_dirs = [paths["pipeline"] / "runs" / f"{v.name}-seed{s}" for v in cfg.variants for s in cfg.seeds]
+    jobs = [job for run in run_dirs
+            if (run / "model" / "config.json").is_file() and (job := _shortcut_eval_job(cfg, run)) is not None]
     run_jobs(jobs, cfg.workers, lambda key, spent: timings.update({k: round(x, 1) for k, x in spent.items()}))
     out: dict[str, dict[int, dict]] = {}
     for v in cfg.variants:
