@@ -161,13 +161,44 @@ def pad_encoded(encoded: Sequence[EncodedText], pad_token_id: int) -> dict[str, 
     return batch
 
 
+def length_groups(attention_mask: torch.Tensor, n_groups: int) -> list[tuple[torch.Tensor, int]]:
+    """Rows sorted by length and split into ``n_groups`` groups, each with the width (columns) it needs.
+
+    A transformer's per-row output does not depend on the padding columns it masks, so running
+    each group trimmed to its own longest row gives the padded batch's values at a fraction of the
+    cost when lengths vary (Banking77 batches of 32 are ~64 % padding). The width is the group's
+    longest row when padding is on the right, else the full width. ``n_groups`` <= 1: one group,
+    the rows in order. Put the groups' outputs back with :func:`ungroup`.
+    """
+    b = attention_mask.shape[0]
+    if n_groups <= 1 or b <= 1:
+        return [(torch.arange(b, device=attention_mask.device), _width(attention_mask))]
+    order = torch.argsort(attention_mask.sum(-1), stable=True)
+    return [(rows, _width(attention_mask[rows])) for rows in torch.tensor_split(order, min(n_groups, b))]
+
+
+def ungroup(outputs: Sequence[torch.Tensor], groups: Sequence[tuple[torch.Tensor, int]]) -> torch.Tensor:
+    """The per-group ``outputs`` (first dimension: the group's rows) in the original row order."""
+    if len(groups) == 1:
+        return outputs[0]
+    order = torch.cat([rows for rows, _ in groups])
+    return torch.cat(list(outputs))[torch.argsort(order)]
+
+
+def _width(attention_mask: torch.Tensor) -> int:
+    width = int(attention_mask.sum(-1).max()) if attention_mask.numel() else 0
+    return width if not attention_mask[:, width:].any() else attention_mask.shape[1]
+
+
 __all__ = [
     "ENCODED_COLUMNS",
     "EncodedText",
     "encode_dataset",
     "encode_texts",
     "encoded_texts",
+    "length_groups",
     "pad_encoded",
+    "ungroup",
     "pad_sequences",
     "require_fast_tokenizer",
 ]

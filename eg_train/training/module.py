@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eg_train.foundation.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
+from eg_train.foundation.encoding import length_groups, ungroup
 from eg_train.foundation.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class ModelOptions:
     grad_ratio_smoothing: float = 0.5
     beta_max: float = 100.0
     align_fraction: float = 1.0
+    length_buckets: int = 4
 
 
 ALIGNMENT_LOSSES = ("mse", "rrr")
@@ -140,6 +142,11 @@ class EGModule(L.LightningModule):
             step (a draw seeded by the step; at least one row). The double backward costs in
             proportion to the aligned rows, CE still sees the whole batch; with ``grad_ratio`` the
             alignment gradient keeps its size relative to CE's.
+        length_buckets: the classifier's forward (CE, validation) sorts a batch's rows by length
+            and runs them in this many groups, each trimmed to its own longest row: the padded
+            forward's logits at a fraction of its cost (1: one padded forward). Under dropout the
+            masks are drawn per group, so a run is not bit-identical to one with another value.
+            The IG path has its own ``ig.length_buckets``.
     """
 
     def __init__(
@@ -161,6 +168,7 @@ class EGModule(L.LightningModule):
         grad_ratio_smoothing: float = 0.5,
         beta_max: float = 100.0,
         align_fraction: float = 1.0,
+        length_buckets: int = 4,
     ) -> None:
         super().__init__()
         if not label_names:
@@ -178,6 +186,8 @@ class EGModule(L.LightningModule):
                               f"{grad_ratio_every} and {grad_ratio_smoothing}")
         if not 0.0 < align_fraction <= 1.0:
             raise ConfigError(f"model.align_fraction must be in (0, 1], got {align_fraction}")
+        if length_buckets < 1:
+            raise ConfigError(f"model.length_buckets must be >= 1, got {length_buckets}")
         # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
         ig = IGConfig(**ig) if isinstance(ig, dict) else ig
         lora = LoraSpec(**lora) if isinstance(lora, dict) else lora
@@ -216,11 +226,18 @@ class EGModule(L.LightningModule):
 
     # -- losses -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            token_type_ids=batch.get("token_type_ids"),
-        ).logits
+        """The logits of every row of ``batch``, in ``length_buckets`` length-sorted groups."""
+        mask, types = batch["attention_mask"], batch.get("token_type_ids")
+        groups = length_groups(mask, self.hparams.get("length_buckets", 1))
+        logits = [
+            self.model(
+                input_ids=batch["input_ids"][rows, :width],
+                attention_mask=mask[rows, :width],
+                token_type_ids=None if types is None else types[rows, :width],
+            ).logits
+            for rows, width in groups
+        ]
+        return ungroup(logits, groups)
 
     def _ig_rows(self, batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
         from eg_train.foundation.attribution import baseline_input_ids, ig_baseline_token_id

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eg_train.foundation.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
+from eg_train.foundation.encoding import length_groups, ungroup
 
 OUTPUTS = ("logits", "probs", "log_probs")
 
@@ -117,32 +118,16 @@ def integrated_gradients(
     """
     cfg = config or IGConfig()
     alphas, weights = rule if rule is not None else cfg.rule()
-    b, t = input_ids.shape
-    lengths = attention_mask.sum(-1)
-    n_groups = min(cfg.length_buckets, b)
-    if n_groups <= 1:
-        width = _width(attention_mask)
-        attr = _ig_dense(
-            model, input_ids[:, :width], attention_mask[:, :width], target, baseline_ids[:, :width],
-            None if token_type_ids is None else token_type_ids[:, :width], alphas, weights, cfg, create_graph,
-        )
-        return F.pad(attr, (0, t - width))
-    order = torch.argsort(lengths, stable=True)
+    t = input_ids.shape[1]
     out = []
-    for rows in torch.tensor_split(order, n_groups):
-        width = _width(attention_mask[rows])
+    groups = length_groups(attention_mask, cfg.length_buckets)
+    for rows, width in groups:
         attr = _ig_dense(
             model, input_ids[rows, :width], attention_mask[rows, :width], target[rows], baseline_ids[rows, :width],
             None if token_type_ids is None else token_type_ids[rows, :width], alphas, weights, cfg, create_graph,
         )
         out.append(F.pad(attr, (0, t - width)))
-    return torch.cat(out)[torch.argsort(order)]
-
-
-def _width(attention_mask: Tensor) -> int:
-    """Columns to keep: up to the longest example when padding is on the right, else all."""
-    width = int(attention_mask.sum(-1).max())
-    return width if not attention_mask[:, width:].any() else attention_mask.shape[1]
+    return ungroup(out, groups)
 
 
 def _ig_dense(
@@ -208,7 +193,7 @@ def path_profile(
     Per example, ``sum_t |(x - x')_t . grad f(x' + a (x - x'))_t|`` at each cell midpoint,
     normalised to sum 1 over the cells, then averaged over examples.
     """
-    width = _width(attention_mask)
+    ((_, width),) = length_groups(attention_mask, 1)
     input_ids, attention_mask, baseline_ids = input_ids[:, :width], attention_mask[:, :width], baseline_ids[:, :width]
     token_type_ids = None if token_type_ids is None else token_type_ids[:, :width]
     embed = model.get_input_embeddings()

@@ -6,7 +6,7 @@ import datasets
 import pytest
 import torch
 
-from eg_train.foundation.encoding import encode_dataset, encode_texts, pad_encoded, pad_sequences
+from eg_train.foundation.encoding import encode_dataset, encode_texts, length_groups, pad_encoded, pad_sequences, ungroup
 from eg_train.foundation.words import split_words, word_ids_from_offsets
 
 TEXTS = [
@@ -85,3 +85,22 @@ def test_padding_helpers(tokenizer):
     assert (b["input_ids"][pad] == tokenizer.pad_token_id).all()
     assert (b["word_ids"][pad] == -1).all() and (b["special_tokens_mask"][pad] == 1).all()
     assert b["attention_mask"].sum(-1).tolist() == [len(e.input_ids) for e in enc]
+
+
+def test_length_groups_sort_rows_and_trim_each_group_to_its_longest_row():
+    lengths = [5, 2, 7, 3, 1]
+    mask = pad_sequences([[1] * n for n in lengths], 0)
+    groups = length_groups(mask, 2)
+    assert [rows.tolist() for rows, _ in groups] == [[4, 1, 3], [0, 2]]
+    assert [w for _, w in groups] == [3, 7]
+    # ungroup puts per-group outputs back in row order
+    outputs = [torch.tensor(lengths)[rows] * 10 for rows, _ in groups]
+    assert ungroup(outputs, groups).tolist() == [50, 20, 70, 30, 10]
+    (rows, width), = length_groups(mask, 1)
+    assert rows.tolist() == [0, 1, 2, 3, 4] and width == 7
+    assert len(length_groups(mask, 99)) == 5  # at most one group per row
+
+
+def test_length_groups_keep_the_full_width_under_left_padding():
+    mask = torch.tensor([[0, 0, 1], [1, 1, 1]])
+    assert [w for _, w in length_groups(mask, 2)] == [3, 3]

@@ -139,6 +139,22 @@ def test_warped_rule_calibration(module):
     assert m._calib.history == [0, 5]
 
 
+def test_length_buckets_give_the_padded_forward_s_logits_and_gradients():
+    torch.manual_seed(0)
+    grouped = EGModule("all-minilm-l6-v2", LABELS, length_buckets=3).eval()
+    padded = EGModule("all-minilm-l6-v2", LABELS, length_buckets=1).eval()
+    padded.load_state_dict(grouped.state_dict())
+    batch = make_batch(grouped, None)
+    assert len({int(n) for n in batch["attention_mask"].sum(-1)}) > 1  # lengths differ: the groups trim
+    a, b = grouped(batch), padded(batch)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    for m, logits in ((grouped, a), (padded, b)):
+        torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+    for (name, p), q in zip(grouped.named_parameters(), padded.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="label_names"):
         EGModule("all-minilm-l6-v2", None)
@@ -146,6 +162,8 @@ def test_bad_arguments():
         IGConfig(method="simpson")
     with pytest.raises(ValueError, match="beta"):
         EGModule("all-minilm-l6-v2", LABELS, beta=-1)
+    with pytest.raises(ValueError, match="length_buckets"):
+        EGModule("all-minilm-l6-v2", LABELS, length_buckets=0)
 
 
 def test_beta_warmup_ramps_the_alignment_weight_linearly():
