@@ -362,6 +362,11 @@ def _key(step: str, variant: TrainedVariant, seed: int) -> str:
     return f"{step}:{variant.name}-seed{seed}"
 
 
+def prior_job_key(method: str) -> str:
+    """The key of the job that computes the ``method`` prior (a dependency for extra jobs)."""
+    return f"priors:{method}"
+
+
 def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None) -> list[Job]:
     """The pipeline's steps as a job graph, in priority order.
 
@@ -374,7 +379,7 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None) -> l
     needed = sorted({m for v in cfg.variants for m in v.priors})
     src = cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else cfg.seeds[0]
     seeds = sorted(cfg.seeds, key=lambda s: s != src)
-    prior_key = {m: f"priors:{m}" for m in needed}
+    prior_key = {m: prior_job_key(m) for m in needed}
     jobs = [Job(prior_key[m], _priors, (cfg, m)) for m in needed if m != "ig"]
     jobs.append(Job(_key("train", ce, src), _train_job, (cfg, ce, src)))
     if "ig" in needed:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from eg_train.experiment.jobs import Job, run_jobs
-from eg_train.experiment.pipeline import ModelJobs, PipelineConfig, TrainedVariant, sample_spec
+from eg_train.experiment.pipeline import ModelJobs, PipelineConfig, TrainedVariant, prior_job_key, sample_spec
 from eg_train.foundation.data.fewshot import sample_k_per_class
 from eg_train.foundation.data.shortcut import (
     ShortcutConfig,
@@ -293,15 +293,28 @@ def _shortcut_eval_job(cfg: ShortcutBenchmarkConfig, run_dir: Path) -> Job | Non
                (str(run_dir / "model"), str(paths["data"]), str(target), kwargs))
 
 
-def _model_jobs(cfg: ShortcutBenchmarkConfig) -> ModelJobs:
+def _model_jobs(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> ModelJobs:
     """Each model's shortcut evaluation as a job of the pipeline's graph: it runs beside the
-    remaining training instead of after it."""
+    remaining training instead of after it; so do the alignment diagnostics, once the priors and
+    the CE model of ``ig_prior_seed`` exist."""
+    ce = next((v.name for v in cfg.variants if not v.priors), "ce")
+    methods = sorted({m for v in cfg.variants for m in v.priors})
 
     def jobs(variant: TrainedVariant, seed: int, run_dir: Path) -> list[Job]:
         job = _shortcut_eval_job(cfg, run_dir)
-        return [job] if job is not None else []
+        out = [job] if job is not None else []
+        if variant.name == ce and seed == cfg.ig_prior_seed and methods and cfg.diagnostics_batches > 0:
+            out.append(Job("shortcut_diagnostics", _diagnostics_job, (cfg, spec),
+                           tuple(prior_job_key(m) for m in methods)))
+        return out
 
     return jobs
+
+
+def _diagnostics_job(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> tuple[dict[str, float], bool]:
+    t = time.perf_counter()
+    found = bool(_diagnostics(cfg, spec))
+    return {"diagnostics_s": time.perf_counter() - t}, found
 
 
 def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
@@ -387,7 +400,7 @@ def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts
     atomic_write_json(paths["out"] / "shortcut_benchmark.json", json.loads(json.dumps(asdict(cfg))))
     if not cfg.skip_pipeline:
         t = time.perf_counter()
-        run_pipeline(pipeline_config(cfg, spec), command=command, model_jobs=_model_jobs(cfg))
+        run_pipeline(pipeline_config(cfg, spec), command=command, model_jobs=_model_jobs(cfg, spec))
         timings["pipeline_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     models = _evaluate_models(cfg, data, timings)
@@ -407,9 +420,10 @@ def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts
 
     res = write({})  # the results first: the diagnostics are an extra
     t = time.perf_counter()
-    diagnostics = _diagnostics(cfg, spec)
+    diagnostics = _diagnostics(cfg, spec)  # computed in the pipeline's graph unless skipped or resumed
     if diagnostics:
-        timings["diagnostics_s"] = round(time.perf_counter() - t, 1)
+        if time.perf_counter() - t > 1.0:
+            timings["diagnostics_s"] = round(time.perf_counter() - t, 1)
         timings["total_s"] = round(time.perf_counter() - started, 1)
         res = write(diagnostics)
     return res
@@ -429,7 +443,8 @@ def _diagnostics(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> dict:
     available = {m for m in ("lime", "cap", "ig") if PriorCache(cache).config_hashes(m)}
     variants = [(v.name, list(v.priors), v.fusion) for v in cfg.variants if v.priors and set(v.priors) <= available]
     target = paths["out"] / "shortcut_diagnostics.json"
-    key = {"variants": variants, "batches": cfg.diagnostics_batches, "ce_model": str(ce_model)}
+    # As saved (JSON has no tuples), so that a rerun recognises its own result.
+    key = json.loads(json.dumps({"variants": variants, "batches": cfg.diagnostics_batches, "ce_model": str(ce_model)}))
     if target.is_file():
         saved = json.loads(target.read_text())
         if saved.get("key") == key:

@@ -239,10 +239,10 @@ def render_markdown(res: dict[str, Any]) -> str:
             v for k, v in res["timings"].items() if k.startswith("shortcut_eval_") and k != "shortcut_eval_s") / 60
         lines += ["", f"Time: this command **{res['timings'].get('total_s', 0) / 60:.1f} min** (pipeline "
                   f"{res['timings'].get('pipeline_s', 0) / 60:.1f} min, then the rest of the shortcut evaluation "
-                  f"{res['timings'].get('shortcut_eval_s', 0) / 60:.1f} min, diagnostics {res['timings'].get('diagnostics_s', 0) / 60:.1f} min); "
+                  f"{res['timings'].get('shortcut_eval_s', 0) / 60:.1f} min, diagnostics after it {res['timings'].get('diagnostics_s', 0) / 60:.1f} min); "
                   f"step times summed over workers: LLM priors {_minutes(pt, 'priors_lime') + _minutes(pt, 'priors_cap'):.1f} min, IG prior "
                   f"{_minutes(pt, 'priors_ig'):.1f} min, training {_minutes(pt, 'train_'):.1f} min, pipeline evaluation {_minutes(pt, 'eval_'):.1f} min, "
-                  f"shortcut evaluation of the models {per_model:.1f} min (machine: {res['machine']['cpus']} CPUs)."]
+                  f"shortcut evaluation of the models {per_model:.1f} min, diagnostics in the pipeline {_minutes(pt, 'diagnostics_s'):.1f} min (machine: {res['machine']['cpus']} CPUs)."]
     return "\n".join(lines) + "\n"
 
 

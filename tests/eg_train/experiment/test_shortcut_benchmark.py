@@ -4,6 +4,7 @@ results arithmetic, shipped configs, and one tiny end-to-end run on the real emb
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,9 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     g = res["alignment_diagnostics"]["hybrid"]
     assert set(g) == {"pretrained_init", "ce_trained"} and all(-1 <= v["cosine"] <= 1 for v in g.values())
     assert "‖∇align‖" in Path(cfg.results).with_suffix(".md").read_text()
+    # the diagnostics ran as a job of the pipeline's graph, not after it
+    assert "diagnostics_s" in res["pipeline_timings"], res["pipeline_timings"]
+    assert "diagnostics_s" not in res["timings"], res["timings"]
     saved = json.loads(Path(cfg.results).with_suffix(".json").read_text())
     assert saved["shortcut"]["recipe"]["kind"] == "decoy"
     # the IG prior's artefact share equals the CE model's own IG share on the training texts
@@ -218,6 +222,19 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     # a rerun with skip_pipeline reuses every evaluation
     again = run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, workers=2, skip_pipeline=True))
     assert again["models"]["hybrid"]["per_seed"] == res["models"]["hybrid"]["per_seed"]
+
+
+def test_diagnostics_join_the_pipeline_graph_after_the_priors_and_the_ce_model(tmp_path, tiny_spec):
+    from eg_train.experiment.pipeline import pipeline_jobs
+    from eg_train.experiment.shortcut import _model_jobs
+
+    cfg = _cfg(tmp_path, tiny_spec, seeds=[0, 1], ig_prior_seed=1)
+    data, spec = build_data(cfg)
+    jobs = {j.key: j for j in pipeline_jobs(pipeline_config(cfg, spec), _model_jobs(cfg, spec))}
+    assert set(jobs["shortcut_diagnostics"].deps) == {"priors:cap", "priors:ig", "priors:lime", "train:ce-seed1"}
+    assert "shortcut_eval:hybrid-seed0" in jobs
+    none = pipeline_jobs(pipeline_config(cfg, spec), _model_jobs(replace(cfg, diagnostics_batches=0), spec))
+    assert "shortcut_diagnostics" not in {j.key for j in none}
 
 
 def test_training_trace_reads_the_logged_alignment_weight(tmp_path):
