@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from eg_train.foundation.registry import Registry
 from eg_train.foundation.words import Words, split_words
 
 
@@ -77,17 +78,15 @@ class PriorMethod(ABC):
         return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
 
 
-PRIOR_REGISTRY: dict[str, type[PriorMethod]] = {}
+PRIOR_REGISTRY: Registry[type[PriorMethod]] = Registry("prior method")
 
 
 def register_prior(name: str) -> Callable[[type[PriorMethod]], type[PriorMethod]]:
     """Class decorator: make a method available by name (``priors.methods.build_prior``)."""
 
     def wrap(cls: type[PriorMethod]) -> type[PriorMethod]:
-        if name in PRIOR_REGISTRY:
-            raise ValueError(f"prior method {name!r} registered twice")
+        PRIOR_REGISTRY.register(name)(cls)
         cls.name = name
-        PRIOR_REGISTRY[name] = cls
         return cls
 
     return wrap

@@ -16,7 +16,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PriorsConfig:
-    """Everything ``eg-priors compute`` needs; saved beside the cache for reproducibility."""
+    """Everything ``eg-priors compute`` needs; saved beside the cache for reproducibility.
+
+    Attributes:
+        data: where the dataset comes from.
+        split: the split the priors are computed for.
+        sample_seed: seed of the ``k_shot`` sample (the training stage draws the same one).
+        methods: the prior methods to compute (``lime``, ``cap``, ``ig``).
+        instruction: the task instruction of CAP's class-aware prompt.
+        n_samples: perturbation masks per example for LIME and CAP (the all-ones mask included).
+        ridge_lambda: ridge strength of the LIME / CAP regression.
+        kernel_width: width of LIME's cosine kernel over masks.
+        seed: seed of the perturbation masks (combined with each example's id).
+        contrast_m: confusable labels per example with ``contrast: top_m``.
+        calibrate: subtract the content-free label bias before the contrast.
+        demonstration_sets: fixed demonstration sets (at least 2, so every example has one without it).
+        demonstration_seed: seed of the demonstration draw.
+        ig_steps: integration steps of the IG prior (captum).
+        focus: the Focus-LIME schedule.
+        cache_dir: the prior cache folder.
+        rank: this process's shard (None: ``RANK`` as torchrun sets it, else 0).
+        world_size: the number of shards (None: ``WORLD_SIZE``, else 1).
+        skip_invalid: skip (and report) invalid rows instead of stopping at the first.
+    """
 
     data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))
     split: str = "train"
@@ -54,6 +76,10 @@ class PriorsConfig:
     slm_checkpoint: str | None = None  # CE-trained classifier for the IG prior
     ig_steps: int = 50
     device: str = "cpu"  # where the LLM and the IG prior's classifier run: cpu | cuda | cuda:N
+    # bfloat16: the LLM's weights in bf16 (log-probabilities accumulated in float32) and the IG
+    # prior under bf16 autocast; auto: bf16 where the hardware has native bf16 (docs/precision.md).
+    # Part of the prior's cache key when not float32.
+    dtype: str = "float32"  # auto | bfloat16 | float32
     # Focus-LIME (long inputs): with a proxy, LIME and CAP attribute inputs longer than
     # focus.min_words inside the focus the proxy selects.
     focus_proxy: str | None = None  # classifier checkpoint (e.g. the CE model) or causal LM name
@@ -64,6 +90,15 @@ class PriorsConfig:
     rank: int | None = None
     world_size: int | None = None
     skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        from eg_train.foundation.device import normalise_precision
+        from eg_train.foundation.errors import ConfigError
+
+        try:
+            normalise_precision(self.dtype)
+        except ValueError as err:
+            raise ConfigError(f"dtype: {err}") from None
 
 
 def load_examples(cfg: PriorsConfig) -> LabelledSplit:
@@ -85,11 +120,12 @@ def build_methods(cfg: PriorsConfig, label_names: list[str], examples: LabelledS
     from priors.methods import build_from_config
 
     def llm():
-        from eg_train.foundation.device import resolve_device
+        from eg_train.foundation.device import resolve_device, resolve_precision, torch_dtype
         from eg_train.foundation.models import load_causal_lm
 
         model, tok = load_causal_lm(cfg.llm)
-        return model.to(resolve_device(cfg.device)), tok
+        dtype = torch_dtype(resolve_precision(cfg.dtype, cfg.device))
+        return model.to(resolve_device(cfg.device), dtype=dtype), tok
 
     ctx = BuildContext(
         cfg,

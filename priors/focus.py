@@ -1,4 +1,4 @@
-"""Focus stage for long inputs (SPEC §2 "Focus stage"; Focus-LIME, arXiv 2602.04607).
+"""Focus stage for long inputs (docs/design.md#focus-lime; Focus-LIME, arXiv 2602.04607).
 
 Phase I (scout): the surviving text is split into units (paragraphs while at least two survive,
 then sentences); LIME over units on a cheap *proxy* scorer ranks them; the top units are kept

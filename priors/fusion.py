@@ -1,4 +1,4 @@
-"""Per-example normalisation and element-wise fusion of priors (SPEC §2).
+"""Per-example normalisation and element-wise fusion of priors (docs/design.md#normalisation-and-fusion).
 
 Both are registries: ``@register_normalisation("name")`` / ``@register_fusion("name")`` make a
 function available by name to :func:`normalise` / :func:`fuse` (and so to ``eg-priors fuse`` and
@@ -11,35 +11,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from eg_train.foundation.registry import Registry
+
 Normalisation = Callable[[np.ndarray], np.ndarray]
 Fusion = Callable[[np.ndarray], np.ndarray]
 
-NORMALISATIONS: dict[str, Normalisation] = {}
-FUSIONS: dict[str, Fusion] = {}
+NORMALISATIONS: Registry[Normalisation] = Registry("normalisation")
+FUSIONS: Registry[Fusion] = Registry("fusion")
 
 
 def register_normalisation(name: str) -> Callable[[Normalisation], Normalisation]:
     """Decorator: a per-example normalisation ``float64 [d] -> [d]`` available by name."""
-
-    def wrap(fn: Normalisation) -> Normalisation:
-        if name in NORMALISATIONS:
-            raise ValueError(f"normalisation {name!r} registered twice")
-        NORMALISATIONS[name] = fn
-        return fn
-
-    return wrap
+    return NORMALISATIONS.register(name)
 
 
 def register_fusion(name: str) -> Callable[[Fusion], Fusion]:
     """Decorator: a fusion ``[methods, d] -> [d]`` of normalised priors available by name."""
-
-    def wrap(fn: Fusion) -> Fusion:
-        if name in FUSIONS:
-            raise ValueError(f"fusion {name!r} registered twice")
-        FUSIONS[name] = fn
-        return fn
-
-    return wrap
+    return FUSIONS.register(name)
 
 
 @register_normalisation("minmax")
@@ -77,21 +65,19 @@ def _max(stacked: np.ndarray) -> np.ndarray:
 
 def normalise(scores: np.ndarray, how: str = "minmax") -> np.ndarray:
     """Normalise one example's word scores with the registered normalisation ``how``."""
-    if how not in NORMALISATIONS:
-        raise ValueError(f"unknown normalisation {how!r}; choose from {sorted(NORMALISATIONS)}")
+    fn = NORMALISATIONS[how]
     s = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(s).all():
         raise ValueError(f"non-finite prior scores: {s}")
-    return NORMALISATIONS[how](s).astype(np.float32)
+    return fn(s).astype(np.float32)
 
 
 def fuse(priors: Sequence[np.ndarray], how: str = "mean", normalisation: str = "minmax") -> np.ndarray:
     """Normalise each prior and combine them element-wise with the registered fusion ``how``."""
     if not priors:
         raise ValueError("nothing to fuse")
-    if how not in FUSIONS:
-        raise ValueError(f"unknown fusion {how!r}; choose from {sorted(FUSIONS)}")
+    fusion = FUSIONS[how]
     lengths = {len(p) for p in priors}
     if len(lengths) != 1:
         raise ValueError(f"priors of one example have different word counts: {sorted(lengths)}")
-    return FUSIONS[how](np.stack([normalise(p, normalisation) for p in priors]))
+    return fusion(np.stack([normalise(p, normalisation) for p in priors]))

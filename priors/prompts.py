@@ -1,4 +1,4 @@
-"""Prompt templates for the label-probability scorer (SPEC §2).
+"""Prompt templates for the label-probability scorer (docs/design.md#scorer).
 
 A prompt is ``prefix + body(text) + continuation(label)``. The prefix does not depend on the
 text (instructions, label list), so its KV cache is computed once and reused for every

@@ -1,5 +1,5 @@
 """Sequence-classifier scorer: the :class:`~priors.scorer.LabelScorer` interface over an
-``AutoModelForSequenceClassification`` (SPEC §2 "Focus stage": the cheap proxy).
+``AutoModelForSequenceClassification`` (docs/design.md#focus-lime: the cheap proxy).
 
 ``log_prob(texts, labels)`` returns ``log p(label | text)``; ``queries`` counts the texts scored.
 A causal-LM proxy needs no class of its own: it is a ``LabelScorer`` (e.g. plain template).

@@ -1,4 +1,4 @@
-"""Batched (weighted) ridge regression solved by Cholesky (SPEC §2).
+"""Batched (weighted) ridge regression solved by Cholesky (docs/design.md#ridge-solve).
 
 ``α = argmin Σ_i w_i (z_i − m_iᵀα − b)² + λ‖α‖²`` with the intercept ``b`` fitted by
 (weighted) centring, i.e. ``(Mᶜᵀ W Mᶜ + λI) α = Mᶜᵀ W zᶜ``: symmetric positive definite for

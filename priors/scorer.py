@@ -1,4 +1,4 @@
-"""Label-probability scorer over a frozen causal LM (SPEC §2 "Scorer").
+"""Label-probability scorer over a frozen causal LM (docs/design.md#scorer).
 
 Public API (used by the prior methods and by ``priors.quality``)::
 
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 CONTRASTS = ("none", "full", "top_m")
 CONTENT_FREE_TEXTS = ("N/A", "")
+EXACT_TOP = 64  # per position, the largest logits recomputed in float32 for a bf16 model
 __all__ = ["CONTRASTS", "LabelScorer", "shared_prefix_attention"]
 
 
@@ -62,6 +63,15 @@ def _attention_implementation(config, name: str):
         yield
     finally:
         config._attn_implementation = previous
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Two paths' hidden states agree: to 1e-3 in float32; in bf16 (two summation orders of
+    ~3-digit numbers) to 2 % of the reference's norm."""
+    if a.dtype == torch.float32 and b.dtype == torch.float32:
+        return torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+    a, b = a.float(), b.float()
+    return bool(torch.linalg.vector_norm(a - b) <= 0.02 * torch.linalg.vector_norm(b).clamp_min(1e-6))
 
 
 class LabelScorer:
@@ -151,6 +161,11 @@ class LabelScorer:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The LLM's weight dtype (``torch.bfloat16`` under ``dtype: bfloat16``)."""
+        return next(self.model.parameters()).dtype
+
     # ----------------------------------------------------------------------------------- prefix
     def _prefix_layers(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The keys/values of ``prefix`` per layer (``[1, Hkv, P, D]``), computed once.
@@ -191,7 +206,7 @@ class LabelScorer:
                 try:
                     fast = self._hidden_shared_prefix(ids, lengths, prefix)
                     ref = self._hidden_cached_prefix(ids, lengths, prefix)
-                    ok = all(torch.allclose(fast[r, :n], ref[r, :n], atol=1e-3, rtol=1e-3) for r, n in enumerate(lengths))
+                    ok = all(_close(fast[r, :n], ref[r, :n]) for r, n in enumerate(lengths))
                 except Exception as err:  # an attention layout this function does not cover
                     log.warning("shared-prefix attention unavailable for this model (%s); expanding the cache", err)
                     ok = False
@@ -284,13 +299,37 @@ class LabelScorer:
             sel = torch.nonzero((rows_t >= a) & (rows_t < a + step)).squeeze(1)
             if len(sel) == 0:
                 continue
-            logits = self._lm_head(hidden[a : a + step]).float()
+            h = hidden[a : a + step]
+            logits = self._lm_head(h).float()
+            r = (rows_t[sel] - a).to(logits.device)
+            if logits.dtype != h.dtype:  # a half-precision model: the logits that matter in float32
+                logits = self._exact_logits(h, logits, r, tgt_t[sel].to(logits.device))
             if self._softcap is not None:  # Gemma-style final logit soft-capping
                 logits = torch.tanh(logits / self._softcap) * self._softcap
             lse = torch.logsumexp(logits, dim=-1)
-            r = (rows_t[sel] - a).to(logits.device)
             out[sel] = (logits[r, tgt_t[sel].to(logits.device)] - lse[r]).double().cpu()
         return out
+
+    def _exact_logits(self, hidden: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Recompute in float32 the logits a log-probability depends on most, for a bf16 model.
+
+        A bf16 logit carries ~3 significant digits (0.06 at a logit of 20), so the target's
+        logit and the ``EXACT_TOP`` largest of each row (which dominate the log-sum-exp) are
+        recomputed as float32 dot products of the (bf16) hidden state with the (bf16) output
+        embeddings; the long tail keeps its bf16 values, whose rounding averages out in the sum."""
+        w = self._lm_head.weight
+        bias = getattr(self._lm_head, "bias", None)
+        hf = hidden.float()
+        top = logits.topk(min(EXACT_TOP, logits.shape[-1]), dim=-1).indices  # [n, k]
+        exact = torch.einsum("nd,nkd->nk", hf, w[top].float())
+        if bias is not None:
+            exact = exact + bias[top].float()
+        logits = logits.scatter(1, top, exact)
+        t_exact = (hf[rows] * w[targets].float()).sum(-1)
+        if bias is not None:
+            t_exact = t_exact + bias[targets].float()
+        logits[rows, targets] = t_exact
+        return logits
 
     # ------------------------------------------------------------------------------ batching
     def _chunks(self, lengths: Sequence[int]) -> list[list[int]]:

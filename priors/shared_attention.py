@@ -60,7 +60,10 @@ def shared_prefix_attention(
     pk, pv = shared_prefix[module.layer_idx]
     past = eg_past["kv"][module.layer_idx] if eg_past is not None else None
     dtype = query.dtype
-    if dtype != torch.float32:  # half-precision models: scores and softmax in float32
+    # float16 models: scores and softmax in float32. bf16 stays bf16: SDPA's CPU and CUDA kernels
+    # accumulate bf16 scores and the softmax in float32 themselves, and copying the long shared
+    # prefix to float32 per layer would cost more than the bf16 matrix units save.
+    if dtype not in (torch.float32, torch.bfloat16):
         query, key, value, pk, pv = (t.float() for t in (query, key, value, pk, pv))
         past = tuple(t.float() for t in past) if past is not None else None
     B, H, L, D = query.shape

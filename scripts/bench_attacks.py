@@ -2,9 +2,13 @@
 
     python scripts/bench_attacks.py [--quick] --out results/bench/bench_attacks.json
 
-Victim: the CE model of Banking77 5-shot (all-MiniLM-L6-v2), by default ``runs/bench_attacks_ce/model``
-trained with ``eg-train fit --config configs/banking77_5shot.yaml --data.prior none
---trainer.default_root_dir=runs/bench_attacks_ce --model.lr=3e-4 --trainer.max_epochs=10``.
+Victim: the CE model of Banking77 5-shot (all-MiniLM-L6-v2), by default ``runs/bench_attacks_ce/model``.
+When it is missing the script trains it first (through ``eg_train.training.api.fit``; 14 minutes
+on a loaded 2-core machine), the same as ``eg-train fit --config configs/banking77_5shot.yaml --data.prior none
+--trainer.default_root_dir=runs/bench_attacks_ce --model.lr=0.0003 --trainer.max_epochs=10``; a model
+there that was trained with another configuration is refused, never reused (``--retrain`` replaces
+it). ``--checkpoint DIR`` attacks a model of your own instead. PWWS reads WordNet 3.0 (the
+``wordnet`` extra that ``scripts/run.sh`` installs; see ``eg_train/evaluation/ATTACKS.md``).
 The same seeded test examples for every row. TextAttack 0.3.11 runs in its own environment
 (``scripts/textattack_env.py`` builds it under ``.bench_env/``; never a project dependency); where
 it cannot be built or a recipe cannot run offline, its fields are ``null`` with the reason.
@@ -32,6 +36,59 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+
+
+DEFAULT_VICTIM_RUN = REPO / "runs" / "bench_attacks_ce"
+VICTIM_CONFIG = REPO / "configs" / "banking77_5shot.yaml"
+VICTIM_OVERRIDES = ("--data.prior=none", "--model.lr=0.0003", "--trainer.max_epochs=10")  # 0.0003: YAML reads 3e-4 as a string
+
+
+def victim_config(run_dir: Path):
+    """The :class:`~eg_train.training.api.TrainConfig` of the default victim (CE, no prior)."""
+    from eg_train.training.api import TrainConfig
+
+    return TrainConfig.from_yaml(VICTIM_CONFIG, VICTIM_OVERRIDES, run_dir=str(run_dir))
+
+
+def _same_training(saved: Path, cfg) -> bool:
+    """Whether the run config at ``saved`` trains what ``cfg`` trains (its folder aside: a moved checkout)."""
+    import dataclasses
+
+    import yaml
+
+    from eg_train.training.api import TrainConfig
+
+    if not saved.is_file():
+        return False
+    try:
+        old = TrainConfig.from_mapping(yaml.safe_load(saved.read_text()))
+    except (ValueError, TypeError, yaml.YAMLError):  # written by another version of the options
+        return False
+    return dataclasses.replace(old, run_dir=cfg.run_dir, ckpt_path=None, overwrite=False) == dataclasses.replace(
+        cfg, ckpt_path=None, overwrite=False)
+
+
+def ensure_victim(run_dir: Path = DEFAULT_VICTIM_RUN, retrain: bool = False) -> Path:
+    """The default victim's ``model/`` folder, trained into ``run_dir`` when it is not there yet.
+
+    A finished run is reused only when its saved ``config.yaml`` is this configuration; a run
+    without ``model/`` (an interrupted training) is trained again from the start.
+    """
+    from eg_train.training.api import fit
+    from eg_train.training.rundir import CONFIG_FILE, MODEL_DIR
+
+    cfg = victim_config(run_dir)
+    model, saved = run_dir / MODEL_DIR, run_dir / CONFIG_FILE
+    if model.is_dir() and not retrain:
+        if _same_training(saved, cfg):
+            return model
+        sys.exit(f"{run_dir}: holds a model trained with another configuration than this benchmark's victim; "
+                 "pass --retrain to replace it, or --checkpoint to attack it on purpose")
+    cfg.overwrite = run_dir.exists()
+    print(f"[bench_attacks] training the victim into {run_dir} (CE, {VICTIM_CONFIG.name} "
+          f"{' '.join(VICTIM_OVERRIDES)})", file=sys.stderr, flush=True)
+    result = fit(cfg)
+    return result.model_dir
 
 
 def _pct(x):
@@ -141,7 +198,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 texts, deepwordbug + pwws, no 500-text evaluation")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "bench_attacks.json")
-    ap.add_argument("--checkpoint", default=str(REPO / "runs" / "bench_attacks_ce" / "model"))
+    ap.add_argument("--checkpoint", default=None,
+                    help="victim model folder (default: the CE victim in runs/bench_attacks_ce, trained when missing)")
+    ap.add_argument("--retrain", action="store_true", help="train the default victim again even if it is there")
     ap.add_argument("--n", type=int, default=None, help="texts attacked by both sides (default 40; quick 5)")
     ap.add_argument("--n-eval", type=int, default=None, help="texts for the all-recipe timing (default 500; quick 0)")
     ap.add_argument("--recipes", nargs="+", default=["deepwordbug", "pwws"])
@@ -161,8 +220,11 @@ def main() -> None:
     from eg_train.evaluation.api import subsample
     from eg_train.foundation.data.source import DataSpec, load_split
 
-    if not Path(args.checkpoint).is_dir():
-        sys.exit(f"{args.checkpoint}: no CE model; train it with the command in this script's docstring")
+    if args.checkpoint is None:
+        args.checkpoint = str(ensure_victim(retrain=args.retrain))
+    elif not Path(args.checkpoint).is_dir():
+        sys.exit(f"{args.checkpoint}: no such model folder (leave --checkpoint out to use the default victim, "
+                 "trained when missing)")
     full_test = load_split(DataSpec(preset="banking77"), "test")
     test = subsample(full_test, n, args.seed)
 

@@ -33,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eg_train.foundation.attribution import IGConfig, integrated_gradients, word_attributions  # noqa: E402
 from eg_train.foundation.data import DataSpec, load_split  # noqa: E402
+from eg_train.foundation.device import autocast  # noqa: E402
 from eg_train.training.datamodule import EncodedDataset, collate  # noqa: E402
 from eg_train.training.module import EGModule  # noqa: E402
 from eg_train.foundation.words import split_words  # noqa: E402
+from priors.quality.agreement import spearman  # noqa: E402
 
 log = logging.getLogger("bench_train")
 
@@ -51,39 +53,79 @@ def _batches(split, tok, n_batches: int, batch_size: int, seed: int, with_priors
     return [collate(items[i * batch_size : (i + 1) * batch_size], tok.pad_token_id) for i in range(n_batches)]
 
 
+def _default_length_buckets() -> int:
+    import inspect
+
+    return int(inspect.signature(EGModule.__init__).parameters["length_buckets"].default)
+
+
 def _strip_priors(batch):
     out = dict(batch)
     out["has_prior"] = torch.zeros_like(batch["has_prior"])
     return out
 
 
-def _step(module, opt, batch) -> float:
+def _step(module, opt, batch, precision: str = "fp32") -> float:
     t0 = time.perf_counter()
-    out = module.compute_losses(batch)
+    with autocast(precision):  # Lightning's bf16-mixed: the forward (and its graph) under autocast
+        out = module.compute_losses(batch)
     opt.zero_grad(set_to_none=True)
     out.loss.backward()
     opt.step()
     return time.perf_counter() - t0
 
 
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (as scipy.stats.rankdata)."""
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a))
-    ranks[order] = np.arange(len(a))
-    _, inv = np.unique(a, return_inverse=True)
-    return (np.bincount(inv, ranks) / np.bincount(inv))[inv]
+def profile_aligned_step(module, batch, precision: str = "fp32", repeats: int = 2) -> dict[str, float]:
+    """Where an aligned step's time goes (medians over ``repeats``): the CE forward, the IG's
+    forward over the S interpolated copies, its first-order ``autograd.grad`` (with graph), and
+    the final backward through CE + alignment (which includes the double backward)."""
+    import torch.nn.functional as F
+
+    from eg_train.foundation.attribution.integrated_gradients import _select_output
+    from eg_train.foundation.encoding import length_groups
+
+    parts: dict[str, list[float]] = {"ce_forward": [], "ig_forward": [], "ig_grad_with_graph": [], "backward": []}
+    rows = torch.nonzero(batch["has_prior"]).flatten()
+    sub = module._ig_rows(batch, rows)
+    alphas, weights = module.ig_rule
+    for _ in range(repeats):
+        module.zero_grad(set_to_none=True)
+        with autocast(precision):
+            t = time.perf_counter()
+            logits = module(batch)
+            ce = F.cross_entropy(logits, batch["labels"])
+            parts["ce_forward"].append(time.perf_counter() - t)
+            t_fwd = t_grad = 0.0
+            total = ce
+            for grp, width in length_groups(sub["attention_mask"], module.ig.length_buckets):
+                ids, am = sub["input_ids"][grp, :width], sub["attention_mask"][grp, :width]
+                emb = module.model.get_input_embeddings()
+                x, xb = emb(ids), emb(sub["baseline_ids"][grp, :width])
+                s, b = len(alphas), len(grp)
+                a = torch.as_tensor(alphas, dtype=x.dtype)
+                path = (xb.unsqueeze(0) + a.view(s, 1, 1, 1) * (x - xb).unsqueeze(0)).flatten(0, 1)
+                t = time.perf_counter()
+                out = module.model(inputs_embeds=path, attention_mask=am.repeat(s, 1)).logits
+                f = _select_output(out, sub["labels"][grp].repeat(s), module.ig.output).view(s, b)
+                t_fwd += time.perf_counter() - t
+                t = time.perf_counter()
+                (g,) = torch.autograd.grad((f * torch.as_tensor(weights, dtype=f.dtype)[:, None]).sum(), path, create_graph=True)
+                t_grad += time.perf_counter() - t
+                total = total + ((x - xb) * g.view(s, b, *g.shape[1:]).sum(0)).sum(-1).pow(2).mean()
+            parts["ig_forward"].append(t_fwd)
+            parts["ig_grad_with_graph"].append(t_grad)
+        t = time.perf_counter()
+        total.backward()
+        parts["backward"].append(time.perf_counter() - t)
+    module.zero_grad(set_to_none=True)
+    return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman correlation (nan when either vector is constant or shorter than 2)."""
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(_ranks(np.asarray(a)), _ranks(np.asarray(b)))[0, 1])
-
-
-def fidelity(module: EGModule, batch, captum_steps: int = 50, extra_rules: dict | None = None, group: int = 16) -> dict[str, float]:
+def fidelity(module: EGModule, batch, captum_steps: int = 50, extra_rules: dict | None = None, group: int = 16,
+             precision: str = "fp32") -> dict[str, float]:
     """Mean per-example word-level Spearman of training-time IG vs captum IG (``captum_steps``).
+
+    ``precision`` bf16 computes the training-time IG under bf16 autocast; the reference is fp32.
 
     Examples are processed in length-sorted groups trimmed to their longest member (the
     reference's cost and memory grow with ``captum_steps`` times the padded length).
@@ -118,12 +160,13 @@ def fidelity(module: EGModule, batch, captum_steps: int = 50, extra_rules: dict 
         ).sum(-1)
         ref_w = word_attributions(ref, sub["word_ids"], n_w).detach().numpy()
         for name, rule in rules.items():
-            attr = integrated_gradients(
-                model, sub["input_ids"], sub["attention_mask"], sub["labels"], sub["baseline_ids"],
-                sub.get("token_type_ids"), module.ig, create_graph=False, rule=rule,
-            )
+            with autocast(precision):
+                attr = integrated_gradients(
+                    model, sub["input_ids"], sub["attention_mask"], sub["labels"], sub["baseline_ids"],
+                    sub.get("token_type_ids"), module.ig, create_graph=False, rule=rule,
+                )
             ours = word_attributions(attr, sub["word_ids"], n_w).detach().numpy()
-            rhos[name] += [_spearman(ours[i, : int(n)], ref_w[i, : int(n)]) for i, n in enumerate(n_words)]
+            rhos[name] += [spearman(ours[i, : int(n)], ref_w[i, : int(n)]) for i, n in enumerate(n_words)]
     model.train()
     return {name: float(np.nanmean(v)) for name, v in rhos.items()}
 
@@ -145,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="model.length_buckets values to time (the classifier forward in length-sorted groups)")
     ap.add_argument("--ig-length-buckets", type=int, nargs="*", default=[4, 8],
                     help="ig.length_buckets values to time with each --length-buckets value")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: every step under bf16 autocast (Lightning's bf16-mixed); the fidelity reference stays fp32")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -178,23 +223,34 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {name: [] for name, *_ in settings}
     for i, batch in enumerate(batches):  # interleaved; batch 0 is warm-up for all
         for name, priors, n, m, f in settings:
-            module.hparams["length_buckets"], module.ig.length_buckets, module.hparams["align_fraction"] = n, m, f
-            t = _step(module, opt, batch if priors else _strip_priors(batch))
+            module.options.length_buckets, module.ig.length_buckets, module.options.align_fraction = n, m, f
+            t = _step(module, opt, batch if priors else _strip_priors(batch), args.precision)
             if i > 0:
                 times[name].append(t)
         log.info("batch %d (%s tokens): %s", i, tuple(batch["input_ids"].shape),
                  {name: round(t[-1], 2) for name, t in times.items() if t})
-    module.hparams["length_buckets"], module.ig.length_buckets, module.hparams["align_fraction"] = 1, ig.length_buckets, 1.0
+    module.options.length_buckets, module.ig.length_buckets, module.options.align_fraction = 1, ig.length_buckets, 1.0
 
     train_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fid_batch = _batches(test, tok, 1, n_fid, args.seed + 1, with_priors=False)[0]
     plain = IGConfig(steps=ig.steps, method="gausslegendre")
-    fid = fidelity(module, fid_batch, 50, {f"gausslegendre_{ig.steps}": plain.rule()})
+    fid = fidelity(module, fid_batch, 50, {f"gausslegendre_{ig.steps}": plain.rule()}, precision=args.precision)
+    module.hparams["length_buckets"], module.ig.length_buckets = _default_length_buckets(), ig.length_buckets
+    profile = profile_aligned_step(module, batches[1], args.precision)
+    module.hparams["length_buckets"] = 1
 
     ref = settings[0][0]
     medians = {name: statistics.median(t) for name, t in times.items()}
     align_ref = next(name for name, priors, n, *_ in settings if priors)
     amortised = calib_s / ig.recalibrate_every if ig.needs_calibration else 0.0
+    # Like for like (issue 22 §2): the aligned step over the CE step with the same classifier
+    # forward (the same length_buckets), at the defaults (model.length_buckets, ig.length_buckets).
+    ce_of = {n: name for name, priors, n, m, f in settings if not priors and name != ref}
+    ce_of.setdefault(1, ref)
+    default_n = _default_length_buckets()
+    like = {name: medians[name] / medians[ce_of[n]] for name, priors, n, m, f in settings if priors and n in ce_of}
+    default_align = next((name for name, priors, n, m, f in settings
+                          if priors and n == default_n and m == ig.length_buckets and f == 1.0), align_ref)
     result = {
         "model": "all-minilm-l6-v2",
         "dataset": "banking77",
@@ -206,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         "settings": [{"name": name, "with_priors": priors, "length_buckets": n, "ig_length_buckets": m,
                       "align_fraction": f, "step_s_median": medians[name], "over_reference_ce": medians[name] / medians[ref],
                       "step_s_all": times[name]} for name, priors, n, m, f in settings],
+        "align_step_over_ce_step": like[default_align],
+        "align_step_over_ce_step_setting": default_align,
+        "align_step_over_ce_step_with_amortised_calibration_like_for_like":
+            (medians[default_align] + amortised) / medians[ce_of[next(n for name, _, n, *_ in settings if name == default_align)]],
+        "aligned_step_profile_s": profile,
+        "precision": args.precision,
         "calibration_s": calib_s,
         "recalibrate_every": ig.recalibrate_every,
         "align_step_over_ce_step_with_amortised_calibration": (medians[align_ref] + amortised) / medians[ref],
@@ -224,12 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     md = [
-        f"| setting | median s/step | ratio vs {ref} | Spearman vs captum IG-50 |",
-        "|---|---|---|---|",
+        f"| setting | median s/step | ratio vs {ref} | ratio vs CE with the same forward | Spearman vs captum IG-50 |",
+        "|---|---|---|---|---|",
         *(f"| {name} | {medians[name]:.3f} | {medians[name] / medians[ref]:.2f} | "
+          f"{f'{like[name]:.2f}' if name in like else ''} | "
           f"{f'{fid_rule:.3f}' if priors else ''} |" for name, priors, *_ in settings
           for fid_rule in [fid["training_rule"]]),
-        f"| (plain gausslegendre, {ig.steps} steps, fidelity only) | | | {fid[f'gausslegendre_{ig.steps}']:.3f} |",
+        f"| (plain gausslegendre, {ig.steps} steps, fidelity only) | | | | {fid[f'gausslegendre_{ig.steps}']:.3f} |",
+        "",
+        f"**Aligned step over CE step, like for like** (`{default_align}` over the CE step with the same "
+        f"forward): **{like[default_align]:.2f}x**; with the calibration amortised "
+        f"{result['align_step_over_ce_step_with_amortised_calibration_like_for_like']:.2f}x. Precision: {args.precision}.",
+        "",
+        "Aligned step, where the time goes (s, default grouping): " + ", ".join(f"{k} {v:.3f}" for k, v in profile.items()),
         "",
         f"MiniLM-L6, Banking77, batch {args.batch_size}, {timed} timed steps per setting (interleaved, the same "
         f"batches), {args.threads} torch thread(s); IG {ig.method}, {ig.steps} steps (the same rule in every aligned "

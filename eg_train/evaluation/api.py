@@ -1,6 +1,6 @@
 """The evaluation stage's Python API: attack datasets, model-aware attacks, evaluation, reports.
 
-    from eg_train.evaluation.api import attack, model_attack, evaluate, report
+    from eg_train.evaluation.api import attack, audit, model_attack, evaluate, report
     attack(DataSpec(preset="banking77"), "runs/attacks", subset=300)
     evaluate("runs/ce/model", DataSpec(preset="banking77"), "runs/ce/eval", attacks="runs/attacks", subset=300)
 
@@ -22,6 +22,7 @@ from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, 
 from eg_train.evaluation.attacks.build import AttackConfig, build_attacks, save_attacks
 from eg_train.evaluation.attacks.flags import change_note
 from eg_train.evaluation.attacks.recipes import ModelAttackConfig
+from eg_train.evaluation.audit.run import AuditConfig
 from eg_train.evaluation.evaluate import EvalConfig, evaluate_checkpoint
 
 # What each call did, one line per result: the CLI shows these lines on stdout.
@@ -261,3 +262,114 @@ def report(
     paths = write_report(loaded, out, heatmaps, pairs, title, overwrite)
     log.info("%s", f"wrote {paths['markdown']} and {paths['html']}")
     return str(paths["html"])
+
+
+def audit_line(c: dict) -> str:
+    """One confirmed audit feature as one line."""
+    share = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    return (f"confirmed: {c['class']}: {c['feature']!r} ({c['position']}) flip {share(c['flip_rate'])} vs control "
+            f"{share(c['flip_rate_control'])}, model share {share(c['model_share'])}, prior share {share(c['prior_share'])}")
+
+
+def _heldout(data: DataSpec, split: str, reserve_per_class: int, train_full: LabelledSplit, used: set[str],
+             seed: int) -> LabelledSplit:
+    """The verification split: ``split`` of ``data`` when it has one, else ``reserve_per_class`` texts per
+    class drawn (seeded, as training carves its validation texts) from the training split's texts outside
+    the training sample. Never the test split."""
+    if split == "test":
+        raise DataError("the audit verifies on a held-out split (validation or reserved training texts), never on the test split")
+    try:
+        return load_split(data, split)
+    except (DataError, FileNotFoundError, KeyError, ValueError) as err:
+        if reserve_per_class <= 0:
+            raise DataError(f"no {split!r} split to verify the audit on ({err}); pass --reserve_per_class N to "
+                            "reserve N training texts per class outside the training sample") from None
+    rng = np.random.default_rng(seed)
+    ids, labels = list(train_full.dataset["id"]), np.asarray(train_full.dataset["label"])
+    rows: list[int] = []
+    for c in range(len(train_full.label_names)):
+        idx = [i for i in np.flatnonzero(labels == c) if ids[i] not in used]
+        if idx:
+            rows.extend(rng.choice(idx, size=min(reserve_per_class, len(idx)), replace=False).tolist())
+    if not rows:
+        raise DataError(f"{train_full.source}: every training text is in the training sample, none is left to reserve; "
+                        "give a validation split")
+    return LabelledSplit(train_full.dataset.select(sorted(rows)), train_full.label_names,
+                         f"{train_full.source}[reserved {reserve_per_class}/class]", train_full.skipped)
+
+
+def audit(
+    checkpoint: str,
+    data: DataSpec,
+    out: str,
+    prior_cache: str,
+    prior_methods: list[str] = ["lime", "cap"],
+    fusion: str = "mean",
+    normalisation: str = "minmax",
+    train_split: str = "train",
+    k_shot: int | None = None,
+    sample_seed: int = 0,
+    heldout_split: str = "validation",
+    reserve_per_class: int = 0,
+    params: AuditConfig = AuditConfig(),
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> str:
+    """Audit a trained classifier for shortcuts; write ``<out>/audit.json``, ``audit.md`` and ``audit.html``.
+
+    Args:
+        checkpoint: the classifier (``save_pretrained`` folder with ``config.id2label``).
+        data: its dataset (the label list must equal the checkpoint's).
+        out: output folder.
+        prior_cache: prior cache folder; priors are found by the text fingerprint it stores.
+        prior_methods: the prior (one method, or several fused, e.g. ``[lime, cap, ig]``).
+        fusion, normalisation: how several methods are fused (as training fuses them).
+        train_split: the split the model was trained on.
+        k_shot: the model was trained on a k-shot sample of it (``SampleSpec``): audit those texts.
+        sample_seed: that sample's seed.
+        heldout_split: the verification split (``validation``); never ``test``.
+        reserve_per_class: when ``heldout_split`` does not exist, reserve this many training texts per
+            class outside the training sample instead (seed ``sample_seed + 1``, training's validation carve).
+        params: the audit's settings (:class:`~eg_train.evaluation.audit.AuditConfig`).
+        device: where the model runs (cpu | cuda).
+        overwrite: replace an existing ``audit.json``.
+    """
+    import torch
+
+    from eg_train.evaluation.audit import run_audit
+    from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.evaluation.audit.report import write_audit_report
+    from eg_train.evaluation.evaluate import check_labels
+    from eg_train.foundation.data.fewshot import SampleSpec
+    from eg_train.foundation.io import atomic_write_json
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+
+    import time
+
+    started = time.perf_counter()
+    target = Path(out) / "audit.json"
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass --overwrite true to replace it")
+    spec = SampleSpec(data, k_shot, sample_seed, train_split)
+    full = spec.load_full()
+    train = spec.sample(full)
+    used = set(train.dataset["id"]) if k_shot else set(full.dataset["id"])
+    heldout = _heldout(data, heldout_split, reserve_per_class, full, used, sample_seed + 1)
+    check_labels(checkpoint, train)
+    priors = priors_by_fingerprint(prior_cache, train.dataset["text"], prior_methods, fusion, normalisation)
+    model, tok = load_sequence_classifier(str(checkpoint))
+    model.to(torch.device(device)).eval()
+    loaded = time.perf_counter()
+    doc = run_audit(model, tok, train, priors, heldout, params)
+    doc.update({"checkpoint": str(checkpoint), "prior": {"cache": str(prior_cache), "methods": list(prior_methods),
+                                                         "fusion": fusion, "normalisation": normalisation}})
+    paths = write_audit_report(doc, out)
+    doc["seconds"].update({"load": round(loaded - started, 2), "report": round(time.perf_counter() - loaded - doc["seconds"]["total"], 2),
+                           "wall": round(time.perf_counter() - started, 2)})
+    atomic_write_json(target, doc)
+    for c in doc["confirmed"]:
+        log.info("%s", audit_line(c))
+    log.info("%s", f"{doc['counts']['confirmed']} confirmed of {doc['counts']['tested']} tested candidates "
+             f"({doc['seconds']['total']:.1f} s)")
+    log.info("%s", f"wrote {target}, {paths['markdown']} and {paths['html']}")
+    return str(target)

@@ -6,6 +6,9 @@
     eg-eval evaluate --checkpoint runs/ce/model --data.preset banking77 \\
                      --attacks runs/attacks/banking77 --out runs/ce/eval --method ce --seed 0 \\
                      [--model_attacks '[deepwordbug, pwws]'] [--transfer runs/attacks/ce_model --subset 500]
+    eg-eval audit    --checkpoint runs/ce-seed0/model --data.preset banking77 --k_shot 5 \\
+                     --prior_cache outputs/demo/prior_cache --prior_methods '[lime, cap]' --out runs/audit \\
+                     [--reserve_per_class 2] [--params.candidates_per_class 5]
     eg-eval report   --runs '[runs/ce/eval, runs/cap_hybrid/eval]' --out runs/report \\
                      --attacks runs/attacks/banking77
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from eg_train.evaluation.api import attack, evaluate, model_attack, report
+from eg_train.evaluation.api import attack, audit, evaluate, model_attack, report
 from eg_train.evaluation.attacks.build import AttackFileError
 from eg_train.evaluation.evaluate import CheckpointLabelError
 from eg_train.foundation.data.source import DataError
@@ -48,7 +51,7 @@ def main(args: list[str] | None = None) -> None:
     handler = _results_to_stdout()
 
     def dispatch(a: list[str]) -> int:
-        CLI([attack, model_attack, evaluate, report], args=a, as_positional=False)  # returns a path, not a status
+        CLI([attack, model_attack, evaluate, report, audit], args=a, as_positional=False)  # returns a path, not a status
         return 0
 
     try:

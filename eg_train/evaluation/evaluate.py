@@ -35,7 +35,7 @@ from eg_train.evaluation.attacks.flags import change_note
 from eg_train.evaluation.attribution import encode_texts, predict_proba
 from eg_train.evaluation.faithfulness import DEFAULT_BINS, faithfulness
 from eg_train.evaluation.metrics import accuracy, classification_metrics
-from eg_train.foundation.device import resolve_device
+from eg_train.foundation.device import autocast, resolve_device
 from eg_train.foundation.io import atomic_write_text
 from eg_train.foundation.words import split_words
 
@@ -51,7 +51,19 @@ class CheckpointLabelError(ValueError):
 
 @dataclass
 class EvalConfig:
-    """Evaluation settings. ``faithfulness_examples``: seeded subset size (0 skips, -1 = all)."""
+    """Evaluation settings. ``faithfulness_examples``: seeded subset size (0 skips, -1 = all).
+
+    Attributes:
+        batch_size: texts per forward.
+        max_length: tokens per text (longer texts are truncated).
+        faithfulness_target: the class comprehensiveness and sufficiency are measured for:
+            ``predicted`` (ERASER) or ``gold``.
+        ig_steps: IG steps of the word ranking behind comprehensiveness and sufficiency.
+        ig_batch_size: texts per IG batch.
+        bins: removal bins, as fractions of the words.
+        top_pairs: the most confused class pairs listed in the metrics and the report.
+        seed: seed of the faithfulness subset.
+    """
 
     batch_size: int = 64
     max_length: int = 128
@@ -63,6 +75,9 @@ class EvalConfig:
     top_pairs: int = 10
     seed: int = 0
     device: str = "cpu"  # where the model runs (predictions and IG): cpu | cuda | cuda:N
+    # fp32 | bf16 (autocast: the model's matrix products in bf16, probabilities and IG sums in
+    # float32) | auto (bf16 where the hardware has native bf16; docs/precision.md)
+    precision: str = "fp32"
 
 
 def checkpoint_label_names(checkpoint: str | Path) -> list[str]:
@@ -143,9 +158,14 @@ def evaluate_transfer(
 ) -> dict[str, dict]:
     """Metrics of ``checkpoint`` on saved transfer texts (``run_model_attacks(..., out_dir=...)`` of
     another model), one entry per recipe, without writing anything."""
+    cfg = config or EvalConfig()
+    with autocast(cfg.precision, cfg.device):
+        return _evaluate_transfer(checkpoint, test, transfer, cfg)
+
+
+def _evaluate_transfer(checkpoint: str | Path, test: LabelledSplit, transfer: str | Path, cfg: EvalConfig) -> dict[str, dict]:
     from eg_train.foundation.models.resolve import load_sequence_classifier
 
-    cfg = config or EvalConfig()
     check_labels(checkpoint, test)
     sets = load_attacks(transfer, test)
     model, tokenizer = load_sequence_classifier(str(checkpoint))
@@ -172,10 +192,27 @@ def evaluate_checkpoint(
     ``attacks``: keyword attack folder (``eg-eval attack``); ``transfer``: texts generated against
     another model (a ``model_attacks/`` folder of its evaluation); ``model_attacks``: run the
     model-aware recipes against this checkpoint (adaptive), their texts saved under ``out_dir``.
+    ``config.precision`` bf16 runs every model call (predictions, attacks, IG) under bf16 autocast.
     """
+    cfg = config or EvalConfig()
+    with autocast(cfg.precision, cfg.device):
+        return _evaluate_checkpoint(checkpoint, test, out_dir, attacks, method, run_seed, cfg, overwrite, transfer, model_attacks)
+
+
+def _evaluate_checkpoint(
+    checkpoint: str | Path,
+    test: LabelledSplit,
+    out_dir: str | Path,
+    attacks: str | Path | None,
+    method: str | None,
+    run_seed: int | None,
+    cfg: EvalConfig,
+    overwrite: bool,
+    transfer: str | Path | None,
+    model_attacks: "ModelAttackConfig | None",
+) -> dict:
     from eg_train.foundation.models.resolve import load_sequence_classifier
 
-    cfg = config or EvalConfig()
     out = Path(out_dir)
     metrics_path = out / "metrics.json"
     if metrics_path.exists() and not overwrite:

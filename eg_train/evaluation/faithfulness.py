@@ -9,11 +9,11 @@ position), for each bin ``b`` (fraction of words) ``k_b = max(1, ceil(b * d))`` 
 
 and ``AOPC = mean_b``. ``d`` counts the words that own tokens after truncation. Removing a word
 drops its token ids from ``input_ids``; special tokens and punctuation-only tokens are always
-kept (the priors' ``x ⊙ m`` keeps punctuation too, SPEC §2). Working on ids avoids any
+kept (the priors' ``x ⊙ m`` keeps punctuation too, docs/design.md#words). Working on ids avoids any
 decode → re-tokenise drift. Higher comprehensiveness and lower sufficiency are better.
 
 ERASER's paper writes AOPC with ``1/(|B|+1)`` and a ``k = 0`` term that is 0 for
-comprehensiveness; this module averages over the |B| bins (the SPEC's definition).
+comprehensiveness; this module averages over the |B| bins (docs/design.md#faithfulness).
 """
 
 from __future__ import annotations

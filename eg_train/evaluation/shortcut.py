@@ -6,6 +6,16 @@ On a shortcut dataset (:mod:`eg_train.foundation.data.shortcut`):
   another class's artefact inserted, and with their own class's artefact inserted;
 - **shortcut reliance**: the share of counter-shortcut texts whose prediction is the *artefact's*
   class (chance: 1 / number of classes), i.e. how often the artefact beats the intent;
+- **worst-group accuracy**: over the aligned and counter-shortcut tests together, the texts fall
+  into groups *class x (artefact agrees with the class / disagrees)* (2 per class); the lowest
+  accuracy of a non-empty group (Sagawa et al. 2020). A model that follows the artefact fails a
+  "disagrees" group; one that ignores it scores about its clean accuracy in every group;
+- **no-shortcut confusion rate** (:func:`confusion_rate`): how often a model trained *without* any
+  artefact (the CE model of the ``none`` case on the same data) predicts the artefact's class on
+  the counter-shortcut texts, i.e. the reliance a model has by the artefact's words alone (a
+  ``frequent`` word may carry real evidence for some class); a CE model's **reliance over
+  confusion** (:func:`reliance_over_confusion`) says how much of its reliance the shortcut training
+  added (1: none);
 - **artefact share** of an attribution: the share of a text's attribution mass that sits on the
   artefact's words (``|score|`` summed over the artefact positions / summed over all words), with
   the share a uniform attribution would give (``len(positions) / n_words``) as the reference. For
@@ -41,6 +51,42 @@ def shortcut_reliance(predictions: Sequence[int], artefact_classes: Sequence[int
     if p.shape != a.shape or p.size == 0:
         raise ValueError(f"need as many predictions as artefact classes (got {p.size} and {a.size}, > 0)")
     return float((p == a).mean())
+
+
+def group_accuracies(predictions: Sequence[int], labels: Sequence[int], artefact_classes: Sequence[int]) -> dict:
+    """Accuracy of every group *class x artefact agrees / disagrees*, keyed ``"<class>:agrees"`` /
+    ``"<class>:disagrees"`` (class ids), over the texts that carry an artefact (class >= 0)."""
+    p, y, a = (np.asarray(x, dtype=np.int64) for x in (predictions, labels, artefact_classes))
+    if not p.shape == y.shape == a.shape:
+        raise ValueError(f"need as many predictions, labels and artefact classes (got {p.size}, {y.size}, {a.size})")
+    out: dict[str, dict] = {}
+    carrying = a >= 0
+    for c in np.unique(y[carrying]):
+        for name, rows in (("agrees", carrying & (y == c) & (a == c)), ("disagrees", carrying & (y == c) & (a != c))):
+            if rows.any():
+                out[f"{int(c)}:{name}"] = {"n": int(rows.sum()), "accuracy": float((p[rows] == y[rows]).mean())}
+    return out
+
+
+def worst_group_accuracy(predictions: Sequence[int], labels: Sequence[int], artefact_classes: Sequence[int]) -> float:
+    """The lowest accuracy of a non-empty group of :func:`group_accuracies` (NaN: no text carries
+    an artefact, e.g. the ``none`` kind)."""
+    groups = group_accuracies(predictions, labels, artefact_classes)
+    return min((g["accuracy"] for g in groups.values()), default=float("nan"))
+
+
+def confusion_rate(no_shortcut_predictions: Sequence[int], artefact_classes: Sequence[int]) -> float:
+    """The no-shortcut confusion rate: :func:`shortcut_reliance` of a model trained without the
+    artefact (the ``none`` case's CE), on the counter-shortcut texts of a case."""
+    return shortcut_reliance(no_shortcut_predictions, artefact_classes)
+
+
+def reliance_over_confusion(reliance: float, confusion: float) -> float:
+    """A model's reliance divided by the no-shortcut confusion rate (inf when the rate is 0 and the
+    reliance is not; NaN when both are 0)."""
+    if confusion > 0:
+        return float(reliance / confusion)
+    return float("inf") if reliance > 0 else float("nan")
 
 
 def artefact_share(scores: np.ndarray, positions: Sequence[int], normalisation: str = "abs") -> float:
@@ -128,7 +174,9 @@ def shortcut_metrics(
     ig_batch_size: int = 8,
     max_length: int = 128,
 ) -> dict:
-    """Clean / counter / aligned accuracy, shortcut reliance and the model's IG artefact share.
+    """Clean / counter / aligned accuracy, shortcut reliance, worst-group accuracy and the model's IG
+    artefact share; ``predictions`` holds every test split's predicted class ids (in row order),
+    so a suite can pair models and compute confusion rates from the record alone.
 
     The IG share is measured on ``ig_examples`` counter-shortcut texts (seeded; 0 skips, -1 all),
     towards the class the model predicts: how much of its decision rests on the artefact; and on
@@ -142,12 +190,26 @@ def shortcut_metrics(
         if split not in data:
             continue
         ds = data[split]
+        if len(ds) == 0:  # e.g. the counter-shortcut validation of a dataset without artefacts
+            preds[split] = np.zeros(0, dtype=np.int64)
+            out[f"{split.removeprefix('test_')}_accuracy"] = float("nan")
+            continue
         preds[split] = _predict(model, tokenizer, ds["text"], batch_size, max_length)
         out[f"{split.removeprefix('test_')}_accuracy"] = float((preds[split] == np.asarray(ds["label"])).mean())
     counter = data["test_counter"]
     artefact_class = np.asarray(counter["artefact_class"], dtype=np.int64)
-    out["shortcut_reliance"] = shortcut_reliance(preds["test_counter"], artefact_class)
     out["reliance_chance"] = 1.0 / len(names)
+    out["predictions"] = {split.removeprefix("test_"): [int(x) for x in p] for split, p in preds.items()}
+    if len(artefact_class) == 0 or (artefact_class < 0).all():  # the ``none`` kind: nothing to follow
+        out["shortcut_reliance"] = out["worst_group_accuracy"] = float("nan")
+        return out
+    out["shortcut_reliance"] = shortcut_reliance(preds["test_counter"], artefact_class)
+    if "test_aligned" in preds:
+        both = ("test_aligned", "test_counter")
+        pooled = [np.concatenate([np.asarray(x) for x in parts]) for parts in
+                  ([preds[s] for s in both], [data[s]["label"] for s in both], [data[s]["artefact_class"] for s in both])]
+        out["worst_group_accuracy"] = worst_group_accuracy(*pooled)
+        out["groups"] = group_accuracies(*pooled)
     n = len(counter) if ig_examples < 0 else min(ig_examples, len(counter))
     if n > 0:
         idx = np.sort(np.random.default_rng(seed).choice(len(counter), size=n, replace=False))
@@ -206,5 +268,6 @@ def prior_artefact_mass(
     return out
 
 
-__all__ = ["SHARE_NORMALISATIONS", "artefact_share", "evaluate_shortcut_model", "prior_artefact_mass",
-           "share_summary", "shortcut_metrics", "shortcut_reliance"]
+__all__ = ["SHARE_NORMALISATIONS", "artefact_share", "confusion_rate", "evaluate_shortcut_model", "group_accuracies",
+           "prior_artefact_mass", "reliance_over_confusion", "share_summary", "shortcut_metrics", "shortcut_reliance",
+           "worst_group_accuracy"]

@@ -1,15 +1,20 @@
 """The main job end to end: CE baseline -> priors (LIME, CAP, IG) -> fused priors -> explanation-
 guided training -> attacks -> evaluation -> reports.
 
-    eg-train demo [--config configs/pipeline_demo.yaml] [--out_dir outputs/demo] [--seeds '[0,1,2]']
+    eg-train pipeline [--config configs/pipeline_demo.yaml] [--out_dir outputs/demo] [--seeds '[0,1,2]']
 
 The k-shot training sample is drawn once (``sample_seed``) and shared by every seed, so the priors
 are computed once and reused: LIME and CAP (the LLM) before any training, IG from the CE model of
 ``ig_prior_seed``. Seeds vary the model's initialisation and the data order.
 
-Every step writes into ``out_dir`` and is skipped when its output already exists, so an
-interrupted run resumes where it stopped (the prior cache resumes inside a step too). The resolved
-configuration is saved as ``out_dir/pipeline.yaml``.
+Every step writes into ``out_dir`` (:class:`~eg_train.experiment.layout.RunLayout`) and is skipped
+when an output of the same *key* exists: the content fingerprints of the data it reads, the keys
+of what it was built from and the settings that change it (:func:`plan`, computed before any job
+starts). A changed setting or file computes into a folder of its own; an interrupted run resumes
+where it stopped (a training from its ``last.ckpt``, the prior cache inside a step). Shared outputs
+are built under file locks, so named configs may run on one out_dir at once (docs/outputs.md).
+The config is checked before anything runs (:func:`check_config`) and saved as
+``out_dir/pipeline[-NAME].yaml``.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from eg_train.experiment.jobs import Job, run_jobs
+from eg_train.experiment.layout import RunId, RunLayout, check_key, short_key, write_key
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
+from eg_train.foundation.errors import ConfigError
+from eg_train.foundation.fingerprint import split_fingerprint
 from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
@@ -40,7 +48,15 @@ class TrainedVariant:
     ``init_from_ce``: start from the CE baseline of the same seed (trained anyway, for the IG prior
     and the comparison) instead of the pretrained SLM, so the alignment acts on a model whose
     classifier has already learned the task (at initialisation the alignment gradient dwarfs CE's;
-    at the CE model it is a fraction of it: ``scripts/diagnose_alignment.py``)."""
+    at the CE model it is a fraction of it: ``scripts/diagnose_alignment.py``).
+
+    Attributes:
+        name: the variant's name: its run folders (``runs/<name>-seed<k>``) and its rows in the results.
+        priors: the cached prior methods fused into its alignment target (``lime``, ``cap``, ``ig``); empty:
+            the CE baseline.
+        fusion: how the normalised priors combine (``mean``, ``max``).
+        train: training options merged over the pipeline's ``train``, in the training config's layout.
+    """
 
     name: str
     priors: list[str] = field(default_factory=list)
@@ -54,7 +70,22 @@ class TrainedVariant:
 
 @dataclass
 class PipelineConfig:
-    """What the main job runs. Defaults: the embedded models, Banking77 5-shot (all intents)."""
+    """What the main job runs. Defaults: the embedded models, Banking77 5-shot (all intents).
+
+    Attributes:
+        out_dir: where every output goes (prior cache, runs, attacks, evaluations, report, summary).
+        k_shot: training texts per class, drawn once and shared by the priors and every seed.
+        train_config: the training config (a LightningCLI YAML) every variant starts from.
+        seeds: the training seeds; every variant runs each unless it lists its own ``seeds``.
+        llm: the frozen LLM of the LIME and CAP priors: an embedded alias, a local folder or a hub id.
+        slm: the small model trained: an embedded alias, a local folder or a hub id.
+        n_samples: perturbations per example of the LIME and CAP priors.
+        ridge_lambda: ridge strength of the LIME / CAP regression.
+        variants: the models trained and compared; the variant without priors is the CE baseline.
+        test_subset: a seeded subset of the test split to evaluate on (None: all of it).
+        attack_seed: seed of the keyword attacks.
+        eval_ig_steps: IG steps of the word ranking behind comprehensiveness and sufficiency.
+    """
 
     out_dir: str = "outputs/demo"
     # No preset by default: a config's ``data`` merges into this, and a preset left here would
@@ -85,6 +116,12 @@ class PipelineConfig:
     eval_ig_steps: int = 20
     workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
     device: str = "cpu"  # where every stage runs its models: cpu | cuda | cuda:N
+    # Run the job graph on this existing Dask cluster (e.g. tcp://host:8786, started by dask-jobqueue)
+    # instead of a local one; its workers must share this out_dir's filesystem (docs/distributed.md).
+    scheduler_address: str | None = None
+    # Every stage's precision (docs/precision.md): fp32 | bf16 (priors' LLM in bf16, training
+    # bf16-mixed, evaluation / attacks under bf16 autocast) | auto (bf16 where the hardware has it)
+    precision: str = "fp32"
     results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
     # Model-aware recipes (eg_train.evaluation.attacks.recipes: deepwordbug, pwws, textfooler): each
     # model is attacked itself (adaptive), and evaluated on the texts made against the CE model of
@@ -97,6 +134,13 @@ class PipelineConfig:
     # keyword precision@3 against the rest of the training split) on this many examples of the
     # sample, stored in the prior cache and shown in the results; 0: not measured, -1: all.
     prior_quality_examples: int = 0
+    # The shortcut audit (eg_train/experiment/audit_jobs.py, docs/audit.md): audit the CE model of every
+    # seed (audit_models: all, every trained model) into <out_dir>/audit/<variant>-seed<k>-<key>/audit.json.
+    audit: bool = False
+    audit_models: str = "ce"
+    audit_priors: list[str] | None = None  # default: every LLM prior a variant uses (fused, mean)
+    audit_reserve_per_class: int = 2  # held-out texts per class when the data has no validation split
+    audit_params: dict[str, Any] = field(default_factory=dict)  # AuditConfig fields
 
 
 class _Timings(dict):
@@ -115,24 +159,9 @@ class _Timings(dict):
         self.update(update_json(self.path, lambda d: d.__setitem__(key, round(seconds, 1))))
 
 
-def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None) -> tuple[Path, bool]:
-    """Train one variant; returns its run folder and whether it was trained now (False: it existed)."""
-    run_dir = Path(cfg.out_dir) / "runs" / f"{variant.name}-seed{seed}"
-    if (run_dir / "model" / "config.json").is_file():
-        log.info("%s seed %d: trained model exists, skipping (%s)", variant.name, seed, run_dir)
-        return run_dir, False
-    with _run_lock(run_dir):
-        _fit(cfg, variant, seed, cache_dir, run_dir)
-    return run_dir, True
-
-
-@contextmanager
-def _run_lock(run_dir: Path):
-    """Hold ``<run_dir>.lock`` while training, so two pipelines sharing an out_dir never train
-    (and wipe) the same run. An OS file lock (``filelock``): a killed holder releases it, and there
-    is no moment when a lock file exists without its owner holding it."""
-    with locked(run_dir.with_name(run_dir.name + ".lock"), what=f"{run_dir} (being trained)"):
-        yield
+def layout(cfg: PipelineConfig) -> RunLayout:
+    """The paths of ``cfg.out_dir``."""
+    return RunLayout(Path(cfg.out_dir))
 
 
 def sample_spec(cfg: PipelineConfig) -> SampleSpec:
@@ -153,21 +182,217 @@ def ce_variant(cfg: PipelineConfig) -> TrainedVariant:
     return next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
 
 
-def _ig_source(cfg: PipelineConfig) -> Path:
-    """The CE model whose IG is the IG prior (the CE variant of ``ig_prior_seed``)."""
-    return Path(cfg.out_dir) / "runs" / f"{ce_variant(cfg).name}-seed{cfg.ig_prior_seed}" / "model"
+def _ig_seed(cfg: PipelineConfig) -> int:
+    return cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else cfg.seeds[0]
 
 
-def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path):
-    """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed."""
-    import yaml
+# ---------------------------------------------------------------------------------------------
+# Keys: what every reused artefact depends on (eg_train.experiment.layout).
 
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One trained model of the config and its evaluation: ids, paths and key documents."""
+
+    run: RunId
+    run_dir: str
+    train_key: dict
+    eval_dir: str
+    eval_key: dict
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every keyed artefact of one config on its out_dir, computed before any job starts."""
+
+    layout: RunLayout
+    data: dict  # split -> content fingerprint (None: the split does not exist)
+    attacks_dir: str
+    attacks_key: dict
+    prior_keys: dict  # method -> key document of its prior setting
+    models: dict  # "<variant>-seed<s>" -> ModelPlan
+
+    def model(self, variant: TrainedVariant, seed: int) -> ModelPlan:
+        return self.models[RunId.label_for(variant.name, seed)]
+
+    def find(self, variant: str, seed: int) -> ModelPlan | None:
+        """The model of variant ``variant`` and ``seed``, or None when the config does not train it."""
+        return self.models.get(RunId.label_for(variant, seed))
+
+
+_FINGERPRINTS: dict[str, dict[str, str | None]] = {}
+
+
+def _spec_state(data: DataSpec) -> str:
+    """The spec and the size and modification time of every file it names: a file rewritten in
+    place is fingerprinted again, an unchanged one is not re-read within a process."""
+    files = {}
+    for name, path in sorted((data.files or {}).items()):
+        p = Path(path)
+        files[name] = [str(p.resolve()), *((p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else ())]
+    return json.dumps({"spec": asdict(data), "files": files}, sort_keys=True, default=str)
+
+
+def data_fingerprints(data: DataSpec) -> dict[str, str | None]:
+    """Content fingerprint of the train, validation and test splits of ``data`` (None: no such split)."""
+    state = _spec_state(data)
+    if state not in _FINGERPRINTS:
+        _FINGERPRINTS[state] = _read_fingerprints(data)
+    return dict(_FINGERPRINTS[state])
+
+
+def _read_fingerprints(data: DataSpec) -> dict[str, str | None]:
+    from eg_train.foundation.data.source import DataError, load_split
+
+    out: dict[str, str | None] = {}
+    for split in ("train", "validation", "test"):
+        try:
+            out[split] = split_fingerprint(load_split(data, split))
+        except DataError:
+            if split != "validation":
+                raise
+            out[split] = None
+    return out
+
+
+def _prior_key(cfg: PipelineConfig, method: str, ce_model: Path | None) -> dict:
+    """What a prior depends on: its resolved prior-stage setting (the IG prior's CE model included)."""
+    return {"method": method,
+            "config": _prior_setting(asdict(_prior_config(cfg, [method], ce_model if method == "ig" else None)))}
+
+
+def _prior_setting(priors_config: dict) -> dict:
+    """A ``PriorsConfig`` mapping without what does not change the prior (where it is stored and
+    run, the test file: priors are computed on the training sample only)."""
+    doc = _jsonable(priors_config)
+    for k in ("cache_dir", "device", "methods"):
+        doc.pop(k, None)
+    if isinstance(doc.get("data", {}).get("files"), dict):
+        doc["data"]["files"].pop("test", None)
+    return doc
+
+
+def check_prior_cache(p: Plan) -> None:
+    """Refuse, before any job, a prior cache that holds a method's priors of another setting: the
+    training reads one setting per method from it (:class:`ConfigError` naming what differs)."""
+    configs = p.layout.prior_cache / "configs"
+    for method, key in p.prior_keys.items():
+        stored = [_prior_setting(json.loads(f.read_text())["priors_config"]) for f in sorted(configs.glob(f"{method}-*.json"))]
+        if stored and key["config"] not in stored:
+            differs = sorted(k for k in set(key["config"]) | set(stored[0]) if key["config"].get(k) != stored[0].get(k))
+            raise ConfigError(
+                f"{p.layout.prior_cache} holds {method} priors of another setting (differs in: {', '.join(differs)}); "
+                "a prior cache holds one setting per method: use another out_dir for this config")
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None) -> Plan:
+    """The keys and folders of every trained model, evaluation and attack set of ``cfg``.
+
+    A model's key: its resolved training configuration (without its folder), the fingerprints of
+    the training and validation splits, and the keys of the priors it aligns to (the IG prior's
+    includes the CE model it came from). An evaluation's: the model's key, the test split's
+    fingerprint, the attack set's key and the evaluation settings.
+    """
+    from eg_train.evaluation.attacks.build import AttackConfig
+    from eg_train.foundation.device import resolve_precision
+
+    lay = layout(cfg)
+    fps = fingerprints if fingerprints is not None else data_fingerprints(cfg.data)
+    ce = ce_variant(cfg)
+    src = _ig_seed(cfg)
+    train_data = {"train": fps["train"], "validation": fps.get("validation")}
+    attacks_key = {"train": fps["train"], "test": fps["test"], "subset": cfg.test_subset,
+                   "subset_seed": cfg.attack_seed, "params": _jsonable(asdict(AttackConfig()))}
+    attacks_dir = lay.attacks_dir(short_key(attacks_key))
+    # bf16 evaluations get keys of their own; fp32 keeps the keys it always had.
+    eval_precision = {"precision": "bf16"} if resolve_precision(cfg.precision, cfg.device) == "bf16" else {}
+    models: dict[str, ModelPlan] = {}
+
+    def add(variant: TrainedVariant, seed: int, prior_keys: dict) -> ModelPlan:
+        init = Path(models[RunId.label_for(ce.name, seed)].run_dir) / "model" if variant.init_from_ce else None
+        tc = train_config(cfg, variant, seed, lay.prior_cache if variant.priors else None, Path("."), init_model=init)
+        mapping = tc.to_mapping()
+        mapping["trainer"].pop("default_root_dir", None)
+        files = mapping.get("data", {}).get("files")
+        if isinstance(files, dict):  # training never reads the test split: configs that differ in it share models
+            files.pop("test", None)
+        key = {"train": _jsonable(mapping), "data": train_data,
+               "priors": {m: prior_keys[m] for m in variant.priors}}
+        run = RunId(variant.name, seed, short_key(key))
+        transfer = None
+        if cfg.model_attacks and not (variant is ce and seed == src):
+            transfer = models[RunId.label_for(ce.name, src)].eval_key
+        eval_key = {"model": run.key, "method": variant.name, "test": fps["test"], "attacks": short_key(attacks_key),
+                    "settings": {"subset": cfg.test_subset, "subset_seed": cfg.attack_seed,
+                                 "faithfulness_examples": cfg.faithfulness_examples, "ig_steps": cfg.eval_ig_steps,
+                                 "model_attacks": list(cfg.model_attacks), **eval_precision},
+                    "transfer": short_key(transfer) if transfer else None}
+        mp = ModelPlan(run, str(lay.run_dir(run)), key, str(lay.eval_dir(run, short_key(eval_key))), eval_key)
+        models[run.label] = mp
+        return mp
+
+    seeds = sorted(cfg.seeds, key=lambda s: s != src)
+    for s in seeds:  # the CE runs first: the IG prior and the warm starts need their folders
+        add(ce, s, {})
+    needed = sorted({m for v in cfg.variants for m in v.priors})
+    ce_model = Path(models[RunId.label_for(ce.name, src)].run_dir) / "model"
+    prior_keys = {m: _prior_key(cfg, m, ce_model) for m in needed}
+    for s in seeds:
+        for v in cfg.variants:
+            if v is not ce and _runs_seed(v, s, ce):
+                add(v, s, prior_keys)
+    return Plan(lay, fps, str(attacks_dir), attacks_key, prior_keys, models)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+
+
+def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None,
+           model: ModelPlan, init_model: Path | None = None) -> tuple[Path, bool]:
+    """Train one variant unless a model of the same key exists; returns its run folder and whether
+    it was trained now (False: it existed, or another process trained it while this one waited)."""
+    run_dir = Path(model.run_dir)
+    if _trained(run_dir, model.train_key):
+        log.info("%s seed %d: trained model exists, skipping (%s)", variant.name, seed, run_dir)
+        return run_dir, False
+    with _run_lock(run_dir):
+        if _trained(run_dir, model.train_key):  # trained by another pipeline while this one waited
+            log.info("%s seed %d: trained by another process meanwhile (%s)", variant.name, seed, run_dir)
+            return run_dir, False
+        _fit(cfg, variant, seed, cache_dir, run_dir, init_model)
+        write_key(run_dir, model.train_key)
+    return run_dir, True
+
+
+def _trained(run_dir: Path, key: dict) -> bool:
+    return (run_dir / "model" / "config.json").is_file() and check_key(run_dir, key)
+
+
+@contextmanager
+def _run_lock(run_dir: Path, timeout: float = -1):
+    """Hold ``<run_dir>.lock`` while training, so two pipelines sharing an out_dir never train
+    (and wipe) the same run: the second waits, then reuses the first one's model. An OS file lock
+    (``filelock``): a killed holder releases it."""
+    with locked(RunLayout.lock_file(run_dir), what=f"{run_dir} (being trained)", timeout=timeout):
+        yield
+
+
+def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path,
+                 init_model: Path | None = None):
+    """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed
+    (``init_model``: the CE model a variant with ``init_from_ce`` starts from)."""
     from eg_train.training.api import PriorSpec, TrainConfig
+    from eg_train.training.config import load_yaml
 
     path = Path(cfg.train_config)
     if not path.is_file():
-        raise FileNotFoundError(f"train_config {path} not found")
-    mapping = _merge(_merge(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, cfg.train), variant.train)
+        raise ConfigError(f"train_config {path} not found")
+    mapping = _merge(_merge(load_yaml(path.read_text(encoding="utf-8")) or {}, cfg.train), variant.train)
     tc = TrainConfig.from_mapping(mapping)
     tc.run_dir = str(run_dir)
     tc.seed = seed
@@ -175,10 +400,17 @@ def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_
     tc.model.model_name = cfg.slm
     if variant.init_from_ce:
         if not variant.priors:
-            raise ValueError(f"variant {variant.name}: init_from_ce starts an aligned run from the CE model; it needs priors")
-        tc.model.model_name = str(Path(cfg.out_dir) / "runs" / f"{ce_variant(cfg).name}-seed{seed}" / "model")
+            raise ConfigError(f"variant {variant.name}: init_from_ce starts an aligned run from the CE model; it needs priors")
+        if init_model is None:
+            init_model = Path(plan(cfg).model(ce_variant(cfg), seed).run_dir) / "model"
+        tc.model.model_name = str(init_model)
     tc.data.sample = sample_spec(cfg)
     tc.trainer.accelerator = "gpu" if cfg.device.startswith("cuda") else "cpu"
+    if tc.trainer.precision is None:  # a train mapping's own trainer.precision wins
+        from eg_train.foundation.device import resolve_precision
+
+        if resolve_precision(cfg.precision, cfg.device) == "bf16":
+            tc.trainer.precision = "bf16-mixed"
     if variant.priors:
         tc.prior = PriorSpec(cache_dir=str(cache_dir), methods=list(variant.priors), fusion=variant.fusion, on_missing="error")
     else:
@@ -187,10 +419,23 @@ def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_
     return tc
 
 
-def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path) -> None:
+def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path,
+         init_model: Path | None = None) -> None:
+    """Train into ``run_dir``; a run interrupted after a finished epoch resumes from its ``last.ckpt``
+    (its folder is named by its key: the checkpoint is of this very training)."""
     from eg_train.training.api import fit
+    from eg_train.training.rundir import resumable_checkpoint
 
-    fit(train_config(cfg, variant, seed, cache_dir, run_dir))
+    tc = train_config(cfg, variant, seed, cache_dir, run_dir, init_model=init_model)
+    last = resumable_checkpoint(run_dir)
+    if last is not None:
+        log.info("%s seed %d: resuming the interrupted run from %s", variant.name, seed, last)
+        tc.ckpt_path, tc.overwrite = str(last), False
+    fit(tc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Priors.
 
 
 def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None = None):
@@ -204,18 +449,19 @@ def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None
         sample_seed=sample.seed,
         methods=methods,
         device=cfg.device,
+        dtype=cfg.precision,
         llm=cfg.llm,
         n_samples=cfg.n_samples,
         ridge_lambda=cfg.ridge_lambda,
         seed=cfg.prior_seed,
         slm_checkpoint=str(ce_model) if ce_model else None,
-        cache_dir=str(Path(cfg.out_dir) / "prior_cache"),
+        cache_dir=str(layout(cfg).prior_cache),
     )
     return prior_overrides(pcfg, cfg.priors)
 
 
 # Set by the pipeline itself; a ``priors`` mapping may not override them.
-_PIPELINE_OWNED = ("data", "split", "k_shot", "sample_seed", "methods", "device", "llm", "n_samples", "ridge_lambda",
+_PIPELINE_OWNED = ("data", "split", "k_shot", "sample_seed", "methods", "device", "dtype", "llm", "n_samples", "ridge_lambda",
                    "seed", "slm_checkpoint", "cache_dir")
 
 
@@ -227,8 +473,8 @@ def prior_overrides(pcfg, overrides: dict[str, Any]):
     allowed = sorted(f.name for f in fields(PriorsConfig) if f.name not in _PIPELINE_OWNED)
     bad = sorted(k for k in (overrides or {}) if k not in allowed)
     if bad:
-        raise ValueError(f"priors: {', '.join(bad)} cannot be set here (the pipeline sets data, llm, n_samples, ...); "
-                         f"allowed: {', '.join(allowed)}")
+        raise ConfigError(f"priors: {', '.join(bad)} cannot be set here (the pipeline sets data, llm, n_samples, ...); "
+                          f"allowed: {', '.join(allowed)}")
     values = dict(overrides or {})
     if isinstance(values.get("focus"), dict):
         from priors.focus import FocusConfig
@@ -238,60 +484,89 @@ def prior_overrides(pcfg, overrides: dict[str, Any]):
 
 
 def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:
-    """Compute (or resume) one prior method into the shared cache; returns ``({key: seconds}, None)``."""
+    """Compute (or resume) one prior method into the shared cache; returns ``({key: seconds}, None)``.
+
+    Under a lock per method: a second pipeline on the same out_dir waits, then finds the
+    examples cached (the cache skips them) instead of computing them twice."""
     from priors.api import compute
 
+    lay = layout(cfg)
     t = time.perf_counter()
     computed = 0
-    for summary in compute(_prior_config(cfg, [method], ce_model)):
-        log.info("priors: %s", summary)
-        computed += summary["computed"]
-    return ({f"priors_{method}_s": time.perf_counter() - t} if computed else {}), None
+    with locked(lay.prior_cache / f"{method}.lock", what=f"the {method} prior", timeout=-1):
+        for summary in compute(_prior_config(cfg, [method], ce_model)):
+            log.info("priors: %s", summary)
+            computed += summary["computed"]
+    return ({RunLayout.timing_key("priors", what=method): time.perf_counter() - t} if computed else {}), None
 
 
-def _prior_quality(cfg: PipelineConfig, methods: list[str]) -> tuple[dict[str, float], None]:
+def _prior_quality(cfg: PipelineConfig, methods: list[str], ce_model: Path) -> tuple[dict[str, float], None]:
     """Measure the quality of the cached priors once (skipped when the cache already holds it)."""
     from priors.api import quality
     from priors.cache import PriorCache
     from priors.quality import stored_quality
 
-    pcfg = _prior_config(cfg, methods, _ig_source(cfg))
-    cache = PriorCache(pcfg.cache_dir)
-    stored = stored_quality(cache)
-    n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
-    docs = [stored.get(f"{m}-{h}") for m in methods for h in cache.config_hashes(m)]
-    if docs and all(d is not None and d.get("settings", {}).get("max_examples") == n for d in docs):
-        return {}, None  # measured by an earlier run on the same examples
-    t = time.perf_counter()
-    result = quality(pcfg, max_examples=n)
+    pcfg = _prior_config(cfg, methods, ce_model)
+    with locked(layout(cfg).prior_cache / "quality.lock", what="the prior quality", timeout=-1):
+        cache = PriorCache(pcfg.cache_dir)
+        stored = stored_quality(cache)
+        n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
+        docs = [stored.get(f"{m}-{h}") for m in methods for h in cache.config_hashes(m)]
+        if docs and all(d is not None and d.get("settings", {}).get("max_examples") == n for d in docs):
+            return {}, None  # measured by an earlier run on the same examples
+        t = time.perf_counter()
+        result = quality(pcfg, max_examples=n)
     for key, q in result["methods"].items():
         log.info("prior quality %s: %s", key, {k: q.get(k) for k in ("llm_accuracy", "keyword_precision_at_3",
                                                                     "deletion_aopc_ratio_vs_random") if k in q})
-    return {"prior_quality_s": time.perf_counter() - t}, None
+    return {RunLayout.timing_key("prior_quality"): time.perf_counter() - t}, None
 
 
-def _heatmaps(cfg: PipelineConfig, methods: list[str]) -> tuple[dict[str, float], None]:
-    """``out_dir/priors.html``, once the priors are complete."""
+def _heatmaps(cfg: PipelineConfig, methods: list[str], target: str) -> tuple[dict[str, float], None]:
+    """``out_dir/priors-<key>.html`` (the key: the priors' settings), once the priors are complete."""
     from priors.api import heatmap_report
 
-    target = Path(cfg.out_dir) / "priors.html"
-    if target.is_file():
-        return {}, None
-    t = time.perf_counter()
-    heatmap_report(_prior_config(cfg, methods), str(target))
-    return {"heatmaps_s": time.perf_counter() - t}, None
+    path = Path(target)
+    with locked(RunLayout.lock_file(path), what=str(path), timeout=-1):
+        if path.is_file():
+            return {}, None
+        t = time.perf_counter()
+        heatmap_report(_prior_config(cfg, methods), str(path))
+    return {RunLayout.timing_key("heatmaps"): time.perf_counter() - t}, None
 
 
-def _train_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int) -> tuple[dict[str, float], str]:
+# ---------------------------------------------------------------------------------------------
+# Jobs of the graph.
+
+
+def _train_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, model: ModelPlan,
+               init_model: str | None = None) -> tuple[dict[str, float], str]:
     """Train one variant unless its model exists; returns ``({key: seconds}, run_dir)``."""
-    out = Path(cfg.out_dir)
     t = time.perf_counter()
-    run, ran = _train(cfg, variant, seed, out / "prior_cache" if variant.priors else None)
-    return ({f"train_{variant.name}_seed{seed}_s": time.perf_counter() - t} if ran else {}), str(run)
+    cache = layout(cfg).prior_cache if variant.priors else None
+    run, ran = _train(cfg, variant, seed, cache, model, Path(init_model) if init_model else None)
+    return ({RunLayout.timing_key("train", model.run): time.perf_counter() - t} if ran else {}), str(run)
 
 
-def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, transfer: str | None = None) -> tuple[dict[str, float], str]:
-    """Evaluate one trained variant unless its metrics exist; returns ``({key: seconds}, eval_dir)``.
+def _attacks(cfg: PipelineConfig, target: str, key: dict) -> tuple[dict[str, float], str]:
+    """The keyword attacks of this config's test set into ``target`` (named by its key), unless
+    built already; under a lock, so a second config with the same test set waits and reuses them."""
+    from eg_train.evaluation.api import attack
+
+    path = Path(target)
+    with locked(RunLayout.lock_file(path), what=str(path), timeout=-1):
+        if path.exists() and check_key(path, key):
+            return {}, target
+        t = time.perf_counter()
+        attack(cfg.data, target, subset=cfg.test_subset, subset_seed=cfg.attack_seed, overwrite=True)
+        write_key(path, key)
+    return {RunLayout.timing_key("attacks", what=path.name): time.perf_counter() - t}, target
+
+
+def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, model: ModelPlan, attacks_dir: str,
+              transfer: str | None = None) -> tuple[dict[str, float], str]:
+    """Evaluate one trained variant unless an evaluation of the same key exists; returns
+    ``({key: seconds}, eval_dir)``.
 
     Clean accuracy, faithfulness, the keyword attacks, the model-aware recipes against the model
     itself (adaptive) and, with ``transfer``, the texts made against the CE model (comparable across models).
@@ -300,51 +575,60 @@ def _eval_job(cfg: PipelineConfig, variant: TrainedVariant, seed: int, transfer:
     from eg_train.evaluation.attacks.recipes import ModelAttackConfig
     from eg_train.evaluation.evaluate import EvalConfig
 
-    out = Path(cfg.out_dir)
-    eval_dir = out / "eval" / f"{variant.name}-seed{seed}"
-    if (eval_dir / "metrics.json").is_file():
+    eval_dir = Path(model.eval_dir)
+    if (eval_dir / "metrics.json").is_file() and check_key(eval_dir, model.eval_key):
         return {}, str(eval_dir)
-    if transfer is not None and not Path(transfer).is_dir():
-        transfer = None  # the CE model's evaluation wrote no model-aware texts
-    t = time.perf_counter()
-    run = out / "runs" / f"{variant.name}-seed{seed}"
-    evaluate(str(run / "model"), cfg.data, str(eval_dir), str(out / "attacks"), method=variant.name,
-             seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
-             params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps,
-                               device=cfg.device),
-             transfer=transfer, model_attacks=list(cfg.model_attacks),
-             attack_params=ModelAttackConfig(recipes=tuple(cfg.model_attacks) or ModelAttackConfig().recipes,
-                                             seed=cfg.attack_seed))
-    return {f"eval_{variant.name}_seed{seed}_s": time.perf_counter() - t}, str(eval_dir)
+    with locked(RunLayout.lock_file(eval_dir), what=f"{eval_dir} (being evaluated)", timeout=-1):
+        if (eval_dir / "metrics.json").is_file() and check_key(eval_dir, model.eval_key):
+            return {}, str(eval_dir)
+        if transfer is not None and not Path(transfer).is_dir():
+            transfer = None  # the CE model's evaluation wrote no model-aware texts
+        t = time.perf_counter()
+        evaluate(str(Path(model.run_dir) / "model"), cfg.data, str(eval_dir), attacks_dir, method=variant.name,
+                 seed=seed, subset=cfg.test_subset, subset_seed=cfg.attack_seed,
+                 params=EvalConfig(faithfulness_examples=cfg.faithfulness_examples, ig_steps=cfg.eval_ig_steps,
+                                   device=cfg.device, precision=cfg.precision),
+                 transfer=transfer, model_attacks=list(cfg.model_attacks),
+                 attack_params=ModelAttackConfig(recipes=tuple(cfg.model_attacks) or ModelAttackConfig().recipes,
+                                                 seed=cfg.attack_seed, precision=cfg.precision),
+                 overwrite=True)
+        write_key(eval_dir, model.eval_key)
+    return {RunLayout.timing_key("eval", model.run): time.perf_counter() - t}, str(eval_dir)
 
 
 def _config_doc(cfg: PipelineConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+def output_tag(cfg: PipelineConfig) -> str:
+    """``-<name>`` (``name``, else the ``results`` file's stem), or empty: the tag of this config's own outputs."""
+    name = cfg.name or (Path(cfg.results).name if cfg.results else None)
+    return f"-{name}" if name else ""
+
+
 def claim_outputs(cfg: PipelineConfig) -> str:
     """Save the configuration as ``pipeline[-<name>].yaml`` and return the tag of this config's outputs.
 
-    The tag is ``-<name>`` (``name``, else the ``results`` file's stem), or empty. A different
-    configuration already saved under the same tag owns that report and summary: refuse rather than
-    overwrite them (a rerun of the same configuration resumes; ``workers`` may differ).
+    A different configuration already saved under the same tag owns that report and summary: refuse
+    rather than overwrite them (a rerun of the same configuration resumes; ``workers`` may differ).
     """
     import yaml
 
-    name = cfg.name or (Path(cfg.results).name if cfg.results else None)
-    tag = f"-{name}" if name else ""
-    path = Path(cfg.out_dir) / f"pipeline{tag}.yaml"
+    tag = output_tag(cfg)
+    path = layout(cfg).config_file(tag)
     mine = _config_doc(cfg)
-    if path.is_file():
-        theirs = yaml.safe_load(path.read_text()) or {}
-        differs = sorted(k for k in set(mine) | set(theirs) if k != "workers" and mine.get(k) != theirs.get(k))
-        if differs:
-            raise FileExistsError(
-                f"{cfg.out_dir} already holds the outputs of another pipeline configuration ({path} differs in: "
-                f"{', '.join(differs)}); give this one a name (--name NAME: its report, summary and config go to "
-                f"report-NAME/, summary-NAME.json, pipeline-NAME.yaml; runs and priors are shared) or use another out_dir"
-            )
-    atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
+    with locked(RunLayout.lock_file(path), what=str(path), timeout=-1):
+        if path.is_file():
+            theirs = yaml.safe_load(path.read_text()) or {}
+            where = ("workers", "scheduler_address")  # how it runs, not what it computes
+            differs = sorted(k for k in set(mine) | set(theirs) if k not in where and mine.get(k) != theirs.get(k))
+            if differs:
+                raise FileExistsError(
+                    f"{cfg.out_dir} already holds the outputs of another pipeline configuration ({path} differs in: "
+                    f"{', '.join(differs)}); give this one a name (--name NAME: its report, summary and config go to "
+                    f"report-NAME/, summary-NAME.json, pipeline-NAME.yaml; runs and priors are shared) or use another out_dir"
+                )
+        atomic_write_text(path, yaml.safe_dump(mine, sort_keys=False))
     return tag
 
 
@@ -359,7 +643,7 @@ ModelJobs = Callable[[TrainedVariant, int, Path], list[Job]]
 
 
 def _key(step: str, variant: TrainedVariant, seed: int) -> str:
-    return f"{step}:{variant.name}-seed{seed}"
+    return f"{step}:{RunId.label_for(variant.name, seed)}"
 
 
 def prior_job_key(method: str) -> str:
@@ -367,102 +651,185 @@ def prior_job_key(method: str) -> str:
     return f"priors:{method}"
 
 
-def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None) -> list[Job]:
+ATTACKS_JOB = "attacks"
+
+
+def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_plan: Plan | None = None) -> list[Job]:
     """The pipeline's steps as a job graph, in priority order.
 
     The LLM priors (the longest jobs) first; the CE model of ``ig_prior_seed`` next (the IG prior
     and every transfer attack need it); an aligned run waits only for its own priors (and the CE run
-    of its seed with ``init_from_ce``), and an evaluation for its model and the CE model's
-    evaluation (the transfer texts).
+    of its seed with ``init_from_ce``), and an evaluation for its model, the keyword attacks and the
+    CE model's evaluation (the transfer texts).
     """
+    p = the_plan or plan(cfg)
     ce = ce_variant(cfg)
     needed = sorted({m for v in cfg.variants for m in v.priors})
-    src = cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else cfg.seeds[0]
+    src = _ig_seed(cfg)
     seeds = sorted(cfg.seeds, key=lambda s: s != src)
     prior_key = {m: prior_job_key(m) for m in needed}
+    ce_src = p.model(ce, src)
+    ce_model = str(Path(ce_src.run_dir) / "model")
     jobs = [Job(prior_key[m], _priors, (cfg, m)) for m in needed if m != "ig"]
-    jobs.append(Job(_key("train", ce, src), _train_job, (cfg, ce, src)))
+    jobs.append(Job(_key("train", ce, src), _train_job, (cfg, ce, src, ce_src)))
     if "ig" in needed:
-        jobs.append(Job(prior_key["ig"], _priors, (cfg, "ig", _ig_source(cfg)), (_key("train", ce, src),)))
+        jobs.append(Job(prior_key["ig"], _priors, (cfg, "ig", Path(ce_model)), (_key("train", ce, src),)))
+    jobs.append(Job(ATTACKS_JOB, _attacks, (cfg, p.attacks_dir, p.attacks_key)))
     ce_eval = _key("eval", ce, src)
-    jobs.append(Job(ce_eval, _eval_job, (cfg, ce, src), (_key("train", ce, src),)))
-    jobs += [Job(_key("train", ce, s), _train_job, (cfg, ce, s)) for s in seeds if s != src]
+    jobs.append(Job(ce_eval, _eval_job, (cfg, ce, src, ce_src, p.attacks_dir), (_key("train", ce, src), ATTACKS_JOB)))
+    jobs += [Job(_key("train", ce, s), _train_job, (cfg, ce, s, p.model(ce, s))) for s in seeds if s != src]
     if needed:
         all_priors = tuple(prior_key.values())
         quality = ()
         if cfg.prior_quality_examples:  # before the heatmaps, whose report shows it
-            jobs.append(Job("prior_quality", _prior_quality, (cfg, needed), all_priors + (_key("train", ce, src),)))
+            jobs.append(Job("prior_quality", _prior_quality, (cfg, needed, Path(ce_model)),
+                            all_priors + (_key("train", ce, src),)))
             quality = ("prior_quality",)
-        jobs.append(Job("heatmaps", _heatmaps, (cfg, needed), all_priors + quality))
-    transfer = str(Path(cfg.out_dir) / "eval" / f"{ce.name}-seed{src}" / "model_attacks") if cfg.model_attacks else None
+        jobs.append(Job("heatmaps", _heatmaps, (cfg, needed, str(heatmaps_file(p, needed))), all_priors + quality))
+    transfer = str(Path(ce_src.eval_dir) / "model_attacks") if cfg.model_attacks else None
     runs = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce)]
     for v, s in runs:
         if v.priors:
             deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
-            jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s), deps))
-    jobs += [Job(_key("eval", v, s), _eval_job, (cfg, v, s, transfer), (_key("train", v, s), ce_eval))
+            init = str(Path(p.model(ce, s).run_dir) / "model") if v.init_from_ce else None
+            jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s, p.model(v, s), init), deps))
+    jobs += [Job(_key("eval", v, s), _eval_job, (cfg, v, s, p.model(v, s), p.attacks_dir, transfer),
+                 (_key("train", v, s), ATTACKS_JOB, ce_eval))
              for v, s in runs if _key("eval", v, s) != ce_eval]
+    from eg_train.experiment.audit_jobs import audit_jobs
+
+    jobs += audit_jobs(cfg, runs, ce.name, prior_key, lambda v, s: _key("train", v, s), p)
     if model_jobs is not None:
         for v, s in runs:
-            run_dir = Path(cfg.out_dir) / "runs" / f"{v.name}-seed{s}"
-            jobs += [replace(j, deps=(*j.deps, _key("train", v, s))) for j in model_jobs(v, s, run_dir)]
+            jobs += [replace(j, deps=(*j.deps, _key("train", v, s))) for j in model_jobs(v, s, Path(p.model(v, s).run_dir))]
     return jobs
 
 
-def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo", model_jobs: ModelJobs | None = None) -> dict:
-    """Run every step (a job graph, ``workers`` at a time; ``model_jobs``: extra jobs per trained
-    model); returns a summary (also written to ``out_dir/summary.json``)."""
-    from eg_train.evaluation.api import attack, report
+def heatmaps_file(p: Plan, methods: list[str]) -> Path:
+    """The prior heatmaps of the priors ``methods`` as this config computes them."""
+    return p.layout.heatmaps_file(short_key({"data": p.data["train"], "priors": [p.prior_keys[m] for m in methods]}))
 
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (cfg.data.preset or cfg.data.files or cfg.data.hub):
-        cfg.data.preset = "banking77"  # the documented default dataset, only when none is given
-    tag = claim_outputs(cfg)
-    timings = _Timings(out / "timings.json")
-    started = time.perf_counter()
-    needed = sorted({m for v in cfg.variants for m in v.priors})
-    if needed and cfg.ig_prior_seed not in cfg.seeds:
-        raise ValueError(f"ig_prior_seed {cfg.ig_prior_seed} is not one of seeds {cfg.seeds}")
+
+# ---------------------------------------------------------------------------------------------
+# The config, checked before anything runs.
+
+
+def _names(registry: Any) -> list[str]:
+    """The registered names of a registry (a ``Registry`` with ``names()`` or a plain mapping)."""
+    return sorted(registry.names() if hasattr(registry, "names") else registry)
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    """Refuse a config that cannot run, before any job starts (:class:`ConfigError`, one line)."""
+    from eg_train.evaluation.attacks.recipes import RECIPES
+    from priors.fusion import FUSIONS
+    from priors.methods import PRIOR_REGISTRY
+
+    if not cfg.seeds:
+        raise ConfigError("seeds is empty; give at least one training seed (e.g. seeds: [0])")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"seeds {cfg.seeds} repeat a seed")
+    if not cfg.variants:
+        raise ConfigError("variants is empty; give at least the CE baseline (variants: [{name: ce}])")
+    names = [v.name for v in cfg.variants]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"variants: duplicate variant names {dup}; give every variant a name of its own")
+    baselines = [v.name for v in cfg.variants if not v.priors]
+    if len(baselines) > 1:
+        raise ConfigError(f"variants: {baselines} have no priors; one CE baseline only (give the others priors)")
+    methods, fusions = _names(PRIOR_REGISTRY), _names(FUSIONS)
     for v in cfg.variants:
+        bad = [m for m in v.priors if m not in methods]
+        if bad:
+            raise ConfigError(f"variant {v.name}: unknown prior methods {bad}; choose from {methods}")
+        if len(set(v.priors)) != len(v.priors):
+            raise ConfigError(f"variant {v.name}: priors {v.priors} repeat a method")
+        if not v.priors and (v.fusion != "mean" or v.init_from_ce):
+            raise ConfigError(f"variant {v.name}: a CE baseline (no priors) takes no fusion or init_from_ce; "
+                              "give it priors or remove them")
+        if v.priors and v.fusion not in fusions:
+            raise ConfigError(f"variant {v.name}: unknown fusion {v.fusion!r}; choose from {fusions}")
         extra = sorted(set(v.seeds or []) - set(cfg.seeds))
         if extra:
-            raise ValueError(f"variant {v.name}: seeds {extra} are not among the pipeline's seeds {cfg.seeds}")
-    attacks_dir = out / "attacks"
-    if not attacks_dir.exists():
-        t = time.perf_counter()
-        attack(cfg.data, str(attacks_dir), subset=cfg.test_subset, subset_seed=cfg.attack_seed)
-        timings.record("attacks_s", time.perf_counter() - t)
+            raise ConfigError(f"variant {v.name}: seeds {extra} are not among the pipeline's seeds {cfg.seeds}")
+    needed = {m for v in cfg.variants for m in v.priors}
+    if needed and cfg.ig_prior_seed not in cfg.seeds:
+        raise ConfigError(f"ig_prior_seed {cfg.ig_prior_seed} is not one of seeds {cfg.seeds}")
+    recipes = _names(RECIPES)
+    bad = [r for r in cfg.model_attacks if r not in recipes]
+    if bad:
+        raise ConfigError(f"model_attacks: unknown recipes {bad}; choose from {recipes}")
+    if not baselines and "ce" in names:
+        raise ConfigError("variants: 'ce' has priors, but the CE baseline is trained as 'ce' when no variant is "
+                          "without priors; rename it, or add the baseline (e.g. {name: ce})")
+    if not Path(cfg.train_config).is_file():
+        raise ConfigError(f"train_config {cfg.train_config} not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+
+def run_pipeline(cfg: PipelineConfig, command: str = "eg-train pipeline", model_jobs: ModelJobs | None = None) -> dict:
+    """Run every step (a job graph, ``workers`` at a time; ``model_jobs``: extra jobs per trained
+    model); returns a summary (also written to ``out_dir/summary[-NAME].json``)."""
+    from eg_train.evaluation.api import report
+    from eg_train.experiment.audit_jobs import audit_dir
+
+    if not (cfg.data.preset or cfg.data.files or cfg.data.hub):
+        cfg.data.preset = "banking77"  # the documented default dataset, only when none is given
+    check_config(cfg)
+    lay = layout(cfg)
+    lay.out_dir.mkdir(parents=True, exist_ok=True)
+    the_plan = plan(cfg)  # every key, from the data's content: before any job starts
+    check_prior_cache(the_plan)
+    tag = claim_outputs(cfg)
+    timings = _Timings(lay.timings_file)
+    started = time.perf_counter()
+    needed = sorted({m for v in cfg.variants for m in v.priors})
 
     def record(key: str, spent: dict[str, float]) -> None:  # as each job ends: an interrupted run keeps them
         for k, seconds in spent.items():
             timings.record(k, seconds)
 
-    values = run_jobs(pipeline_jobs(cfg, model_jobs), cfg.workers, record)
+    jobs = pipeline_jobs(cfg, model_jobs, the_plan)
+    if cfg.device.startswith("cuda"):  # every stage runs on the device: each job gets a GPU of its own
+        jobs = [replace(j, resources={"GPU": 1}) for j in jobs]
+    values = run_jobs(jobs, cfg.workers, record, scheduler_address=cfg.scheduler_address)
     ce = ce_variant(cfg)
-    cache = out / "prior_cache"
+    models = [the_plan.model(v, s) for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
     eval_dirs = [values[_key("eval", v, s)] for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
 
     last = cfg.variants[-1]
+    last_seed = next(s for s in cfg.seeds if _runs_seed(last, s, ce))
     html = report(
-        eval_dirs, str(out / f"report{tag}"), str(attacks_dir),
-        priors_cache=str(cache) if needed else None,
+        eval_dirs, str(lay.report_dir(tag)), the_plan.attacks_dir,
+        priors_cache=str(lay.prior_cache) if needed else None,
         priors_data=cfg.data if needed else None,
         priors_k_shot=cfg.k_shot,
         priors_sample_seed=cfg.sample_seed,
         priors_methods=needed or ["lime", "cap", "ig"],
-        heatmap_checkpoint=str(out / "runs" / f"{last.name}-seed{next(s for s in cfg.seeds if _runs_seed(last, s, ce))}" / "model"),
+        heatmap_checkpoint=str(Path(the_plan.model(last, last_seed).run_dir) / "model"),
         overwrite=True,
     )
     # Wall time of this invocation (a resumed run counts only the part it ran).
     total = time.perf_counter() - started
-    timings.record(f"total{tag}_s", total)
-    summary = {"report": html, "runs": eval_dirs, "timings": dict(timings)}
+    timings.record(RunLayout.timing_key("total", what=tag.lstrip("-") or None), total)
+    run_timings = {m.eval_dir: {"train": RunLayout.timing_key("train", m.run), "eval": RunLayout.timing_key("eval", m.run)}
+                   for m in models}
+    summary = {"report": html, "runs": eval_dirs, "timings": dict(timings),
+               "keys": {"data": the_plan.data, "attacks": the_plan.attacks_key,
+                        "models": {m.run.label: {"run": m.run_dir, "eval": m.eval_dir,
+                                                 **({"audit": str(audit_dir(cfg.out_dir, m.run.name))}
+                                                    if (audit_dir(cfg.out_dir, m.run.name) / "audit.json").is_file() else {})}
+                                   for m in models}}}
     if cfg.results:
         from eg_train.experiment.results import write_results
 
-        write_results(cfg.results, eval_dirs, dict(timings), cache if needed else None, cfg.data.preset or "",
-                      command, f"eg-train experiment: {cfg.data.preset or 'dataset'} {cfg.k_shot}-shot", total_s=total)
+        write_results(cfg.results, eval_dirs, dict(timings), lay.prior_cache if needed else None, cfg.data.preset or "",
+                      command, f"eg-train experiment: {cfg.data.preset or 'dataset'} {cfg.k_shot}-shot", total_s=total,
+                      baseline=ce.name, run_timings=run_timings)
         summary["results"] = cfg.results
     for d in eval_dirs:
         m = json.loads((Path(d) / "metrics.json").read_text())
@@ -470,7 +837,7 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train demo", model_jobs
             "accuracy": m["clean"]["accuracy"],
             **{f"adv_{k}": a["accuracy"] for k, a in m["attacks"].items()},
         }
-    atomic_write_json(out / f"summary{tag}.json", summary)
+    atomic_write_json(lay.summary_file(tag), summary)
     return summary
 
 
@@ -478,18 +845,27 @@ def parse_config(argv: list[str]) -> PipelineConfig:
     """``PipelineConfig`` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="eg-train demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="eg-train pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(PipelineConfig, None, as_group=False)
     d = parser.instantiate_classes(parser.parse_args(argv)).as_dict()
     d.pop("config", None)
-    data = d.pop("data")
-    variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants")]
+    return pipeline_from_dict(d)
+
+
+def pipeline_from_dict(d: dict[str, Any] | PipelineConfig) -> PipelineConfig:
+    """A ``PipelineConfig`` from its parsed mapping (nested data spec and variants as mappings or objects)."""
+    if isinstance(d, PipelineConfig):
+        return d
+    d = dict(d)
+    data = d.pop("data", None) or {}
+    variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants", [])]
     return PipelineConfig(data=data if isinstance(data, DataSpec) else DataSpec(**data), variants=variants, **d)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``eg-train pipeline``: parse the config, run the pipeline, print the summary."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[2:] if argv is None else argv)
-    summary = run_pipeline(parse_config(argv), command=" ".join(["eg-train demo", *argv]))
+    summary = run_pipeline(parse_config(argv), command=" ".join(["eg-train pipeline", *argv]))
     print(json.dumps(summary, indent=2))

@@ -27,7 +27,7 @@ REFERENCE_NUMBERS = Path(__file__).with_name("data") / "reference_numbers.yaml"
 
 
 def reference_numbers() -> dict[str, Any]:
-    """Published figures quoted for context (``data/reference_numbers.yaml``, SPEC §5)."""
+    """Published figures quoted for context (``data/reference_numbers.yaml``, docs/design.md#reference-numbers)."""
     import yaml
 
     return yaml.safe_load(REFERENCE_NUMBERS.read_text(encoding="utf-8"))
@@ -75,17 +75,24 @@ def prior_quality(cache_dir: str | Path) -> dict[str, dict[str, Any]]:
     return stored_quality(PriorCache(cache_dir))
 
 
-def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Path | None) -> dict[str, Any]:
-    """The results dictionary (fractions for metrics, seconds for times)."""
+def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Path | None, baseline: str = "ce",
+            run_timings: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """The results dictionary (fractions for metrics, seconds for times).
+
+    ``baseline``: the CE variant's name (the pipeline's ``ce_variant``); ``run_timings``: per
+    evaluation folder, the ``timings.json`` keys of its model's ``train`` and ``eval`` steps
+    (:meth:`~eg_train.experiment.layout.RunLayout.timing_key`)."""
     runs = load_runs(eval_dirs)
+    run_timings = run_timings or {}
     by_method: dict[str, dict[int, dict[str, float]]] = {}
     dirs: dict[str, dict[int, str]] = {}
     for r in runs:
         by_method.setdefault(r["method"], {})[int(r["seed"])] = run_values(r)
         dirs.setdefault(r["method"], {})[int(r["seed"])] = r["_dir"]
+    step_keys = {(r["method"], int(r["seed"])): run_timings.get(str(r["_dir"]), {}) for r in runs}
     attacks = sorted({k.split("/")[0] for vals in by_method.values() for v in vals.values() for k in v if "/" in k})
     metric_names = METRICS + [f"{a}/accuracy" for a in attacks]
-    base = by_method.get("ce", {})
+    base = by_method.get(baseline, {})
     methods: dict[str, Any] = {}
     for method, per_seed in by_method.items():
         seeds = sorted(per_seed)
@@ -95,16 +102,17 @@ def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Pa
             if xs:
                 row["metrics"][k] = _stats(xs)
             paired = [per_seed[s][k] - base[s][k] for s in seeds if s in base and k in per_seed[s] and k in base[s]]
-            if paired and method != "ce":
+            if paired and method != baseline:
                 row["delta_vs_ce"][k] = _stats(paired)
-        train = [timings[f"train_{method}_seed{s}_s"] for s in seeds if f"train_{method}_seed{s}_s" in timings]
-        evals = [timings[f"eval_{method}_seed{s}_s"] for s in seeds if f"eval_{method}_seed{s}_s" in timings]
+        train, evals = ([timings[k] for s in seeds if (k := step_keys[method, s].get(step)) in timings]
+                        for step in ("train", "eval"))
         row["train_seconds"] = _stats(train) if train else None
         row["eval_seconds"] = _stats(evals) if evals else None
         methods[method] = row
-    for method, per_metric in paired_differences(dirs, "ce").items():
+    for method, per_metric in paired_differences(dirs, baseline).items():
         methods[method]["paired_vs_ce"] = per_metric
     return {
+        "baseline": baseline,
         "dataset": runs[0]["dataset"],
         "attacks": attacks,
         "methods": methods,
@@ -114,91 +122,39 @@ def collect(eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Pa
     }
 
 
-def _cell(stat: dict | None, scale: float = 100.0, signed: bool = False) -> str:
-    if not stat:
-        return "–"
-    fmt = "+.2f" if signed else ".2f"
-    s = f"{scale * stat['mean']:{fmt}}"
-    return s + (f" ± {scale * stat['std']:.2f}" if stat["n"] > 1 else "")
-
-
-def _interval(mean: float, bounds: list[float] | None) -> str:
-    """``+m [+lo, +hi]`` in points (just ``+m`` without bounds)."""
-    cell = f"{100 * mean:+.2f}"
-    return cell + (f" [{100 * bounds[0]:+.2f}, {100 * bounds[1]:+.2f}]" if bounds else "")
-
-
-def _paired_table(res: dict[str, Any]) -> list[str]:
-    """Accuracy-type differences from CE with their 95 % intervals (points)."""
-    rows = {m: r["paired_vs_ce"] for m, r in res["methods"].items() if r.get("paired_vs_ce")}
-    if not rows:
-        return []
-    metrics = sorted({k for per in rows.values() for k in per}, key=lambda k: (k != "accuracy", k))
-    lines = ["", "Paired difference from CE in points, mean [95 % interval]: first a paired bootstrap over test "
-             "examples and seeds (10,000 resamples), then a paired t interval over seeds. An interval that "
-             "contains 0 is within noise.", ""]
-    lines += ["| method | metric | seeds | examples | bootstrap | t over seeds |", "|---|---|---|---|---|---|"]
-    for m, per in rows.items():
-        for k in metrics:
-            if k not in per:
-                continue
-            p, b, t = per[k], per[k]["bootstrap"], per[k]["t"]
-            lines.append(f"| {m} | {k.replace('/accuracy', '')} | {len(p['seeds'])} | {p['examples']} | "
-                         f"{_interval(b['mean'], [b['low'], b['high']])} | {_interval(t['mean'], t.get('ci95'))} |")
-    return lines
-
-
 def render_markdown(res: dict[str, Any], title: str, command: str) -> str:
-    """The markdown table file (metrics in %, times in seconds / minutes)."""
-    attacks = res["attacks"]
-    cols = METRICS + [f"{a}/accuracy" for a in attacks]
+    """The markdown table file (metrics in %, times in seconds / minutes): ``templates/results.md.j2``."""
+    from eg_train.experiment.templating import render
+
+    cols = METRICS + [f"{a}/accuracy" for a in res["attacks"]]
     names = {"macro_f1": "macro-F1", "comprehensiveness": "compr. ↑", "sufficiency": "suff. ↓"}
-    head = [names.get(c, c.replace("/accuracy", " adv. acc.")) for c in cols]
-    lines = [f"# {title}", "", f"Produced by `{command}`.", ""]
-    ds = res["dataset"]
-    lines += [f"Test set: {ds.get('source', '')} ({ds.get('n', ds.get('size', '?'))} texts, fingerprint {ds.get('fingerprint')}). "
-              "Values in %, mean ± sample std over seeds.", ""]
-    lines += ["| method | " + " | ".join(head) + " | train s / run |", "|---" * (len(cols) + 2) + "|"]
-    for m, row in res["methods"].items():
-        cells = [_cell(row["metrics"].get(c)) for c in cols]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_cell(row['train_seconds'], 1.0)} |")
-    lines += ["", "Difference from the CE baseline, paired by seed (percentage points):", ""]
-    lines += ["| method | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
-    for m, row in res["methods"].items():
-        if m != "ce" and row["delta_vs_ce"]:
-            lines.append(f"| {m} | " + " | ".join(_cell(row["delta_vs_ce"].get(c), signed=True) for c in cols) + " |")
-    lines += _paired_table(res)
+    paired = {m: r["paired_vs_ce"] for m, r in res["methods"].items() if r.get("paired_vs_ce")}
+    quality, quality_n = "", ""
     if res.get("prior_quality"):
         from priors.report import quality_markdown
 
-        n = sorted({q.get("examples") for q in res["prior_quality"].values()})
-        lines += ["", f"Prior quality (`eg-priors quality` on {', '.join(map(str, n))} examples of the training sample, "
-                  "stored in the prior cache):", "", quality_markdown(res["prior_quality"]).rstrip("\n")]
-    if res["priors"]:
-        lines += ["", "Prior computation (per-example compute time summed from the cache):", "",
-                  "| prior | examples | total min | s / example | target queries / example |", "|---|---|---|---|---|"]
-        for m, p in res["priors"].items():
-            lines.append(f"| {m} | {p['examples']} | {p['seconds'] / 60:.1f} | {p['seconds_per_example']:.2f} | {p['queries_per_example']:.0f} |")
-    if res.get("total_s"):
-        lines += ["", f"Wall time of the command: **{res['total_s'] / 60:.1f} min** "
-                  f"(machine: {res.get('machine', {}).get('cpus', '?')} CPUs, torch threads {res.get('machine', {}).get('torch_threads', '?')})."]
-    paper = reference_numbers().get(res.get("dataset_name", ""), None)
-    if paper:
-        lines += ["", f"For context, {paper['setting']} (SPEC §5; different and much larger models):", ""]
-        for setting, rows in paper["results"].items():
-            for m, vals in rows.items():
-                lines.append(f"- {setting}, {m}: " + ", ".join(f"{k} {v:.2f}" for k, v in vals.items()))
-    return "\n".join(lines) + "\n"
+        quality = quality_markdown(res["prior_quality"]).rstrip("\n")
+        quality_n = ", ".join(map(str, sorted({q.get("examples") for q in res["prior_quality"].values()})))
+    return render(
+        "results.md.j2", title=title, command=command, ds=res["dataset"], cols=cols,
+        head=[names.get(c, c.replace("/accuracy", " adv. acc.")) for c in cols], methods=res["methods"],
+        baseline=res.get("baseline", "ce"), paired=paired,
+        paired_metrics=sorted({k for per in paired.values() for k in per}, key=lambda k: (k != "accuracy", k)),
+        quality=quality, quality_n=quality_n, priors=res["priors"], total_s=res.get("total_s"),
+        machine=res.get("machine", {}), paper=reference_numbers().get(res.get("dataset_name", ""), None),
+    )
 
 
 def write_results(prefix: str | Path, eval_dirs: list[str], timings: dict[str, float], cache_dir: str | Path | None,
-                  dataset_name: str, command: str, title: str, total_s: float | None = None) -> dict[str, Any]:
+                  dataset_name: str, command: str, title: str, total_s: float | None = None, baseline: str = "ce",
+                  run_timings: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Write ``<prefix>.json`` and ``<prefix>.md`` (keeping a hand-written analysis block).
 
-    ``total_s``: wall time of the command that produced the runs."""
+    ``total_s``: wall time of the command that produced the runs; ``baseline`` and ``run_timings``:
+    as in :func:`collect`."""
     import torch
 
-    res = collect(eval_dirs, timings, cache_dir)
+    res = collect(eval_dirs, timings, cache_dir, baseline, run_timings)
     res["total_s"] = total_s
     res["dataset_name"] = dataset_name
     res["command"] = command

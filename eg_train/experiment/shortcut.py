@@ -1,7 +1,7 @@
 """The shortcut robustness benchmark (issue 13): do explanation priors stop a model from learning a
 class-correlated artefact?
 
-    python scripts/run_shortcut.py --config configs/shortcut_banking77_5shot.yaml
+    eg-train shortcut --config configs/shortcut_banking77_5shot.yaml   (scripts/run_shortcut.py: the same)
 
 1. **Data.** The k-shot training sample (and ``val_per_class`` validation texts per class) of a
    dataset get a per-class artefact (:mod:`eg_train.foundation.data.shortcut`: an ordinary
@@ -41,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from eg_train.experiment.jobs import Job, run_jobs
-from eg_train.experiment.pipeline import ModelJobs, PipelineConfig, TrainedVariant, prior_job_key, sample_spec
+from eg_train.experiment.layout import short_key
+from eg_train.experiment.pipeline import (
+    ModelJobs,
+    PipelineConfig,
+    TrainedVariant,
+    ce_variant,
+    plan,
+    pipeline_from_dict,
+    prior_job_key,
+    sample_spec,
+)
 from eg_train.foundation.data.fewshot import sample_k_per_class
 from eg_train.foundation.data.shortcut import (
     ShortcutConfig,
@@ -53,21 +63,10 @@ from eg_train.foundation.data.shortcut import (
     write_split_files,
 )
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.io import atomic_write_json
 
 log = logging.getLogger("eg_train.experiment.shortcut")
-
-
-def default_variants() -> list[TrainedVariant]:
-    """CE, the three single priors, CAP Hybrid (mean) and the hybrid without the IG prior."""
-    return [
-        TrainedVariant("ce"),
-        TrainedVariant("lime", ["lime"]),
-        TrainedVariant("cap", ["cap"]),
-        TrainedVariant("ig", ["ig"]),
-        TrainedVariant("cap_hybrid_mean", ["lime", "cap", "ig"], "mean"),
-        TrainedVariant("hybrid_no_ig_mean", ["lime", "cap"], "mean"),
-    ]
 
 
 @dataclass
@@ -84,23 +83,10 @@ class ShortcutBenchmarkConfig:
     validation_artefacts: int | None = None
     shortcut: ShortcutConfig = field(default_factory=lambda: ShortcutConfig(kind="word", strength=1.0))
     test_subset: int | None = None  # seeded subset of the test split (None: all)
-    # The pipeline (eg_train.experiment.pipeline.PipelineConfig fields).
-    train_config: str = "configs/banking77_5shot.yaml"
-    # Training options merged over train_config (the pipeline's ``train`` mapping).
-    train: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    ig_prior_seed: int = 0
-    llm: str = "gemma3-270m"
-    slm: str = "all-minilm-l6-v2"
-    n_samples: int = 100
-    priors: dict[str, Any] = field(default_factory=dict)  # the pipeline's prior-stage options
-    prior_seed: int = 0
-    variants: list[TrainedVariant] = field(default_factory=default_variants)
-    workers: int = 1
-    device: str = "cpu"
-    pipeline_test_subset: int | None = 300  # the pipeline's own clean / keyword-attack evaluation
-    faithfulness_examples: int = 50
-    eval_ig_steps: int = 16
+    # The pipeline run on the shortcut files: training, priors, variants, seeds, workers, its own
+    # clean / keyword-attack evaluation (``test_subset``, ``faithfulness_examples``, ...). Its
+    # out_dir, data, k_shot, sample_seed, results and name are the benchmark's (set here, not there).
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     # The shortcut evaluation.
     ig_examples: int = 200  # counter-shortcut texts whose IG artefact share is measured
     train_ig_examples: int = 100  # training texts whose IG artefact share is measured (vs the prior's)
@@ -176,8 +162,7 @@ def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "dat
     import datasets
     import numpy as np
 
-    from eg_train.foundation.data.shortcut import insert_word
-    from eg_train.foundation.words import split_words
+    from eg_train.foundation.data.shortcut import artefact_word_positions, insert_word, replace_artefact
 
     if "validation" not in data or len(data["validation"]) == 0:
         raise ShortcutFileError("the shortcut dataset has no validation split (val_per_class: 0?)")
@@ -196,16 +181,12 @@ def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "dat
             others = sorted(rng.choice(others, size=per_text, replace=False).tolist())
         for c in others:
             word = artefacts[c]
-            if positions:
-                k = positions[0]
-                start, end = split_words(text).spans[k]
-                new = f"{text[:start]}{word}{text[end:]}"
+            if positions:  # in the place of its own artefact (a word or a phrase)
+                new, new_pos = replace_artefact(text, positions, word)
             else:
-                k, new = 0, insert_word(original, word, 0)
-            if split_words(new).words[k] != word:  # the recorded position must hold the artefact
-                raise AssertionError(f"counter-shortcut validation: {word!r} not at word {k} of {new!r}")
+                new, new_pos = insert_word(original, word, 0), artefact_word_positions(word, 0)
             for key, value in (("id", f"{rid}~{c}"), ("text", new), ("original_text", original), ("label", int(y)),
-                               ("artefact", word), ("artefact_class", c), ("artefact_positions", [k])):
+                               ("artefact", word), ("artefact_class", c), ("artefact_positions", new_pos)):
                 rows[key].append(value)
 
     def split(name: str, columns: dict) -> datasets.Dataset:
@@ -226,28 +207,33 @@ def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "dat
 VALIDATION_KEYS = ("clean_accuracy", "counter_accuracy", "aligned_accuracy", "shortcut_reliance")
 
 
+# PipelineConfig fields the benchmark sets itself (from its own data, sample and results).
+_BENCHMARK_OWNED = ("out_dir", "data", "k_shot", "sample_seed", "results", "name")
+
+
+def check_benchmark_config(cfg: ShortcutBenchmarkConfig) -> None:
+    """Refuse a config that cannot run, before the data is built (:class:`ConfigError`, one line)."""
+    from eg_train.experiment.pipeline import check_config
+
+    default = PipelineConfig()
+    set_here = [k for k in _BENCHMARK_OWNED if getattr(cfg.pipeline, k) != getattr(default, k)]
+    if set_here:
+        raise ConfigError(f"pipeline: {', '.join(set_here)} are set by the shortcut benchmark; "
+                          "set them at the top level of its config (out_dir, data, k_shot, sample_seed, results)")
+    check_config(cfg.pipeline)
+
+
 def pipeline_config(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> PipelineConfig:
     """The pipeline run on the shortcut files (every training text is in the k-shot sample)."""
-    return PipelineConfig(
+    default = PipelineConfig()
+    if any(getattr(cfg.pipeline, k) != getattr(default, k) for k in _BENCHMARK_OWNED):
+        check_benchmark_config(cfg)  # raises, naming the fields
+    return replace(
+        copy.deepcopy(cfg.pipeline),
         out_dir=str(_paths(cfg)["pipeline"]),
         data=spec,
         k_shot=cfg.k_shot,  # the file holds exactly k texts per class: the sample is all of them
         sample_seed=cfg.sample_seed,
-        train_config=cfg.train_config,
-        train=copy.deepcopy(cfg.train),
-        seeds=list(cfg.seeds),
-        llm=cfg.llm,
-        slm=cfg.slm,
-        n_samples=cfg.n_samples,
-        priors=copy.deepcopy(cfg.priors),
-        variants=list(cfg.variants),
-        prior_seed=cfg.prior_seed,
-        ig_prior_seed=cfg.ig_prior_seed,
-        test_subset=cfg.pipeline_test_subset,
-        faithfulness_examples=cfg.faithfulness_examples,
-        eval_ig_steps=cfg.eval_ig_steps,
-        workers=cfg.workers,
-        device=cfg.device,
         results=None,
         # One name per results file: a selection config and the benchmark share out_dir (runs and
         # priors are reused) without claiming each other's pipeline report.
@@ -281,14 +267,23 @@ def _evaluate_one(model: str, data_dir: str, target: str, kwargs: dict) -> tuple
     return {f"shortcut_eval_{path.stem}_s": time.perf_counter() - t}, target
 
 
+def _eval_settings(cfg: ShortcutBenchmarkConfig) -> dict:
+    return {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps, "seed": 0}
+
+
+def shortcut_eval_file(cfg: ShortcutBenchmarkConfig, run_dir: Path) -> Path:
+    """The shortcut metrics of the model in ``run_dir`` (named by the run, whose name holds its
+    key, and by the evaluation settings: other settings are computed into a file of their own)."""
+    return _paths(cfg)["eval"] / f"{run_dir.name}-{short_key(_eval_settings(cfg))}.json"
+
+
 def _shortcut_eval_job(cfg: ShortcutBenchmarkConfig, run_dir: Path) -> Job | None:
     """The shortcut evaluation of the model trained in ``run_dir``, unless its cached metrics are current."""
     paths = _paths(cfg)
-    target = paths["eval"] / f"{run_dir.name}.json"
+    target = shortcut_eval_file(cfg, run_dir)
     if target.is_file() and _validation_current(json.loads(target.read_text()), cfg.validation_artefacts):
         return None
-    kwargs = {"ig_examples": cfg.ig_examples, "train_ig_examples": cfg.train_ig_examples, "ig_steps": cfg.ig_steps,
-              "seed": 0, "device": cfg.device, "validation_artefacts": cfg.validation_artefacts}
+    kwargs = {**_eval_settings(cfg), "device": cfg.pipeline.device, "validation_artefacts": cfg.validation_artefacts}
     return Job(f"shortcut_eval:{run_dir.name}", _evaluate_one,
                (str(run_dir / "model"), str(paths["data"]), str(target), kwargs))
 
@@ -297,13 +292,13 @@ def _model_jobs(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> ModelJobs:
     """Each model's shortcut evaluation as a job of the pipeline's graph: it runs beside the
     remaining training instead of after it; so do the alignment diagnostics, once the priors and
     the CE model of ``ig_prior_seed`` exist."""
-    ce = next((v.name for v in cfg.variants if not v.priors), "ce")
-    methods = sorted({m for v in cfg.variants for m in v.priors})
+    ce = ce_variant(pipeline_config(cfg, spec)).name
+    methods = sorted({m for v in cfg.pipeline.variants for m in v.priors})
 
     def jobs(variant: TrainedVariant, seed: int, run_dir: Path) -> list[Job]:
         job = _shortcut_eval_job(cfg, run_dir)
         out = [job] if job is not None else []
-        if variant.name == ce and seed == cfg.ig_prior_seed and methods and cfg.diagnostics_batches > 0:
+        if variant.name == ce and seed == cfg.pipeline.ig_prior_seed and methods and cfg.diagnostics_batches > 0:
             out.append(Job("shortcut_diagnostics", _diagnostics_job, (cfg, spec),
                            tuple(prior_job_key(m) for m in methods)))
         return out
@@ -317,21 +312,29 @@ def _diagnostics_job(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> tuple[dict
     return {"diagnostics_s": time.perf_counter() - t}, found
 
 
-def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict) -> dict[str, dict[int, dict]]:
+def _run_dirs(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> dict[tuple[str, int], Path]:
+    """The run folder of every (variant, seed) the pipeline trains (named by its training key)."""
+    p = plan(pipeline_config(cfg, spec))
+    return {(v.name, s): Path(m.run_dir) for v in cfg.pipeline.variants for s in cfg.pipeline.seeds
+            if (m := p.find(v.name, s))}
+
+
+def _evaluate_models(cfg: ShortcutBenchmarkConfig, data, timings: dict, spec: DataSpec) -> dict[str, dict[int, dict]]:
     """Shortcut metrics of every trained model (cached per model; those not evaluated inside the
     pipeline run here, ``workers`` at a time); missing models are skipped."""
-    paths = _paths(cfg)
-    run_dirs = [paths["pipeline"] / "runs" / f"{v.name}-seed{s}" for v in cfg.variants for s in cfg.seeds]
-    jobs = [job for run in run_dirs
+    run_dirs = _run_dirs(cfg, spec)
+    jobs = [job for run in run_dirs.values()
             if (run / "model" / "config.json").is_file() and (job := _shortcut_eval_job(cfg, run)) is not None]
-    run_jobs(jobs, cfg.workers, lambda key, spent: timings.update({k: round(x, 1) for k, x in spent.items()}))
+    run_jobs(jobs, cfg.pipeline.workers, lambda key, spent: timings.update({k: round(x, 1) for k, x in spent.items()}))
     out: dict[str, dict[int, dict]] = {}
-    for v in cfg.variants:
-        for s in cfg.seeds:
-            target = paths["eval"] / f"{v.name}-seed{s}.json"
+    for v in cfg.pipeline.variants:
+        for s in cfg.pipeline.seeds:
+            if (v.name, s) not in run_dirs:
+                continue
+            target = shortcut_eval_file(cfg, run_dirs[v.name, s])
             if target.is_file():
                 m = json.loads(target.read_text())
-                m.update(training_trace(paths["pipeline"] / "runs" / f"{v.name}-seed{s}" / "metrics.csv"))
+                m.update(training_trace(run_dirs[v.name, s] / "metrics.csv"))
                 # Flat keys for the results tables: validation metrics as val_<metric>.
                 m.update({f"val_{k}": x for k, x in m.get("validation", {}).items() if k in VALIDATION_KEYS})
                 out.setdefault(v.name, {})[s] = m
@@ -367,8 +370,8 @@ def _prior_mass(cfg: ShortcutBenchmarkConfig, data, spec: DataSpec) -> dict[str,
     from eg_train.evaluation.shortcut import prior_artefact_mass
 
     cache = _paths(cfg)["pipeline"] / "prior_cache"
-    if not (cache / "parts").is_dir():
-        return {}
+    if not (cache / "parts").is_dir() or not any(data["train"]["artefact_positions"]):
+        return {}  # no priors, or no artefact to put mass on (kind none)
     split = sample_spec(pipeline_config(cfg, spec)).load()  # the examples the priors were computed for
     if split.dataset["text"] != data["train"]["text"]:
         raise ShortcutFileError(f"{spec.files['train']} no longer matches {_paths(cfg)['data']}; rebuild both")
@@ -376,7 +379,7 @@ def _prior_mass(cfg: ShortcutBenchmarkConfig, data, spec: DataSpec) -> dict[str,
 
     available = {m for m in ("lime", "cap", "ig") if PriorCache(cache).config_hashes(m)}
     wanted: dict[str, tuple[list[str], str]] = {m: ([m], "mean") for m in sorted(available)}
-    for v in cfg.variants:
+    for v in cfg.pipeline.variants:
         if len(v.priors) > 1 and set(v.priors) <= available:
             wanted[f"{'+'.join(v.priors)} ({v.fusion})"] = (list(v.priors), v.fusion)
     out = {}
@@ -385,11 +388,12 @@ def _prior_mass(cfg: ShortcutBenchmarkConfig, data, spec: DataSpec) -> dict[str,
     return out
 
 
-def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts/run_shortcut.py") -> dict:
+def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "eg-train shortcut") -> dict:
     """Build the data, run the pipeline (unless ``skip_pipeline``), evaluate, write the results."""
     from eg_train.experiment.pipeline import run_pipeline
     from eg_train.experiment.shortcut_results import collect, write_results
 
+    check_benchmark_config(cfg)
     started = time.perf_counter()
     paths = _paths(cfg)
     paths["out"].mkdir(parents=True, exist_ok=True)
@@ -403,7 +407,7 @@ def run_shortcut_benchmark(cfg: ShortcutBenchmarkConfig, command: str = "scripts
         run_pipeline(pipeline_config(cfg, spec), command=command, model_jobs=_model_jobs(cfg, spec))
         timings["pipeline_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    models = _evaluate_models(cfg, data, timings)
+    models = _evaluate_models(cfg, data, timings, spec)
     priors = _prior_mass(cfg, data, spec)
     timings["shortcut_eval_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
@@ -436,12 +440,12 @@ def _diagnostics(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> dict:
 
     paths = _paths(cfg)
     cache = paths["pipeline"] / "prior_cache"
-    ce = next((v.name for v in cfg.variants if not v.priors), "ce")
-    ce_model = paths["pipeline"] / "runs" / f"{ce}-seed{cfg.ig_prior_seed}" / "model"
+    pcfg = pipeline_config(cfg, spec)
+    ce_model = Path(plan(pcfg).model(ce_variant(pcfg), pcfg.ig_prior_seed).run_dir) / "model"
     if cfg.diagnostics_batches <= 0 or not (cache / "parts").is_dir() or not (ce_model / "config.json").is_file():
         return {}
     available = {m for m in ("lime", "cap", "ig") if PriorCache(cache).config_hashes(m)}
-    variants = [(v.name, list(v.priors), v.fusion) for v in cfg.variants if v.priors and set(v.priors) <= available]
+    variants = [(v.name, list(v.priors), v.fusion) for v in pcfg.variants if v.priors and set(v.priors) <= available]
     target = paths["out"] / "shortcut_diagnostics.json"
     # As saved (JSON has no tuples), so that a rerun recognises its own result.
     key = json.loads(json.dumps({"variants": variants, "batches": cfg.diagnostics_batches, "ce_model": str(ce_model)}))
@@ -450,7 +454,7 @@ def _diagnostics(cfg: ShortcutBenchmarkConfig, spec: DataSpec) -> dict:
         if saved.get("key") == key:
             return saved["result"]
     result = alignment_diagnostics(spec, cfg.k_shot, cfg.sample_seed, str(cache), variants,
-                                   {"pretrained_init": cfg.slm, "ce_trained": str(ce_model)}, batches=cfg.diagnostics_batches)
+                                   {"pretrained_init": pcfg.slm, "ce_trained": str(ce_model)}, batches=cfg.diagnostics_batches)
     atomic_write_json(target, {"key": key, "result": result})
     return result
 
@@ -459,23 +463,23 @@ def parse_config(argv: list[str]) -> ShortcutBenchmarkConfig:
     """``ShortcutBenchmarkConfig`` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="run_shortcut.py", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="eg-train shortcut", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(ShortcutBenchmarkConfig, None, as_group=False)
     d = parser.instantiate_classes(parser.parse_args(argv)).as_dict()
     d.pop("config", None)
-    data, shortcut = d.pop("data"), d.pop("shortcut")
-    variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants")]
+    data, shortcut, pipeline = d.pop("data"), d.pop("shortcut"), d.pop("pipeline")
     return ShortcutBenchmarkConfig(
         data=data if isinstance(data, DataSpec) else DataSpec(**data),
         shortcut=shortcut if isinstance(shortcut, ShortcutConfig) else ShortcutConfig(**shortcut),
-        variants=variants, **d,
+        pipeline=pipeline_from_dict(pipeline), **d,
     )
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """``eg-train shortcut``: parse the config, run the benchmark, print what it wrote."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    res = run_shortcut_benchmark(parse_config(argv), command=" ".join(["python scripts/run_shortcut.py", *argv]))
+    argv = list(sys.argv[2:] if argv is None else argv)
+    res = run_shortcut_benchmark(parse_config(argv), command=" ".join(["eg-train shortcut", *argv]))
     print(json.dumps({k: res[k] for k in ("partial", "missing", "results") if k in res}, indent=2))
     return res

@@ -2,7 +2,7 @@
 
 A *word* is a maximal run of word characters (letters, digits, underscore), optionally
 joined by an inner apostrophe (``hasn't``). Punctuation is never part of a word, so
-``blocked,`` and ``blocked`` are the same feature (SPEC §1).
+``blocked,`` and ``blocked`` are the same feature (docs/design.md#words).
 """
 
 from __future__ import annotations

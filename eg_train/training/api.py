@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
+import torch
 
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
@@ -91,7 +92,13 @@ def build_trainer(options: TrainerOptions, run_dir: str | os.PathLike, extra_cal
     callbacks = [*run_callbacks(), *extra_callbacks]
     if options.enable_progress_bar:
         callbacks.append(progress_callback(every_n_steps=max(1, options.log_every_n_steps)))
-    return L.Trainer(default_root_dir=str(run_dir), logger=RunLogger(run_dir), callbacks=callbacks, **options.kwargs())
+    kwargs = options.kwargs()
+    if str(kwargs.get("precision", "")).lower() == "auto":  # eg-train's own value: bf16-mixed where native
+        from eg_train.foundation.device import lightning_precision
+
+        cuda = options.accelerator in ("gpu", "cuda") or (options.accelerator == "auto" and torch.cuda.is_available())
+        kwargs["precision"] = lightning_precision("auto", "cuda" if cuda else "cpu")
+    return L.Trainer(default_root_dir=str(run_dir), logger=RunLogger(run_dir), callbacks=callbacks, **kwargs)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,12 +42,36 @@ from eg_train.training.module import LoraSpec, ModelOptions
 DEFAULT_RUN_DIR = "runs/default"
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``3e-4`` is a number (YAML 1.1 reads a string)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """A training config's YAML (or one override's value), with ``1e-4``-style floats as numbers."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 @dataclass
 class TrainerOptions:
     """The ``lightning.Trainer`` arguments of a run (``default_root_dir`` is ``TrainConfig.run_dir``).
 
     ``extra`` holds any other ``Trainer`` argument (``strategy``, ``val_check_interval``,
     ``limit_val_batches``, ...), checked against the ``Trainer`` signature.
+
+    Attributes:
+        max_epochs: training epochs.
+        accelerator: ``auto``, ``cpu`` or ``gpu``.
+        devices: devices per node (a count, ``auto`` or a list of indices).
+        precision: Lightning's precision (None: Lightning's default, 32-bit).
+        log_every_n_steps: logging interval in optimisation steps (also the progress line's when not on a terminal).
+        enable_progress_bar: show a progress bar on a terminal.
     """
 
     max_epochs: int = 10
@@ -81,6 +106,14 @@ class TrainConfig:
 
     ``ckpt_path`` resumes a run (the run directory may then hold it already); ``overwrite``
     replaces the run in ``run_dir`` (otherwise an existing run there is an error).
+
+    Attributes:
+        run_dir: the run's folder (``trainer.default_root_dir`` on the command line).
+        seed: the run's seed (``seed_everything``).
+        model: the model's hyper-parameters (``model:``).
+        data: the training sample and loaders (``data:``).
+        prior: the fused prior to align to (``data.prior``); None: the CE baseline.
+        trainer: the ``lightning.Trainer`` arguments (``trainer:``).
     """
 
     run_dir: str = DEFAULT_RUN_DIR
@@ -108,7 +141,7 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config {path} not found")
-        mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        mapping = load_yaml(path.read_text(encoding="utf-8")) or {}
         if not isinstance(mapping, dict):
             raise ConfigError(f"{path}: expected a mapping of seed_everything / trainer / model / data")
         try:
@@ -221,7 +254,7 @@ def apply_overrides(mapping: dict[str, Any], overrides: Sequence[str]) -> dict[s
         else:
             raise ConfigError(f"override {arg!r} has no value")
         i += 1
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
         node = out
         *parents, leaf = key.split(".")
         for p in parents:

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from eg_train.foundation.data.fewshot import SampleSpec
-from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
+from eg_train.foundation.data.source import PENALTY_COLUMN, DataError, DataSpec, LabelledSplit, load_split
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.encoding import encode_dataset, pad_sequences
 
@@ -37,6 +37,12 @@ class PriorSpec:
 
     ``on_missing``: ``error`` (default) when a training example has no cached prior, or ``skip``:
     that example trains with CE only (the coverage is logged).
+
+    Attributes:
+        cache_dir: the prior cache folder (``eg-priors compute --cache_dir``).
+        methods: the cached methods to fuse (``lime``, ``cap``, ``ig``).
+        normalisation: per-example normalisation before fusing (``minmax``, ``l1``, ``softmax``).
+        fusion: how the normalised priors combine (``mean``, ``max``).
     """
 
     cache_dir: str
@@ -89,7 +95,8 @@ def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] =
 
 
 class EncodedDataset(torch.utils.data.Dataset):
-    """Tokenised examples with word ids and (optionally) one fused prior per example."""
+    """Tokenised examples with word ids, (optionally) one fused prior per example, and the
+    ``penalty_words`` of a split that has that column (the targeted penalty's word indices)."""
 
     def __init__(self, split: LabelledSplit, tokenizer, max_length: int, priors: list[np.ndarray | None] | None = None):
         enc = encode_dataset(split.dataset, tokenizer, max_length)  # word ids via the foundation
@@ -98,6 +105,7 @@ class EncodedDataset(torch.utils.data.Dataset):
             return
         cols = enc.to_dict()  # python lists, one conversion per column
         types = cols.get("token_type_ids")
+        penalty = cols.get(PENALTY_COLUMN)
         for i in range(len(enc)):
             item = {
                 "id": cols["id"][i],
@@ -111,6 +119,12 @@ class EncodedDataset(torch.utils.data.Dataset):
             }
             if types is not None:
                 item["token_type_ids"] = types[i]
+            if penalty is not None:
+                words = [int(k) for k in penalty[i]]
+                if any(not 0 <= k < item["n_words"] for k in words):
+                    raise DataError(f"{split.source}: example {item['id']!r}: penalty_words {words} outside its "
+                                    f"{item['n_words']} words")
+                item["penalty_words"] = words
             if priors is not None and priors[i] is not None:
                 if len(priors[i]) != item["n_words"]:
                     raise DataError(
@@ -127,7 +141,8 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 
 def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded examples to the longest one (tokens) and the most words (priors)."""
+    """Pad a list of encoded examples to the longest one (tokens) and the most words (priors);
+    ``penalty_mask`` (``[b, w]``, words to penalise) when an example has ``penalty_words``."""
     t = max(len(it["input_ids"]) for it in items)
     w = max(max(it["n_words"], 1) for it in items)
     b = len(items)
@@ -157,6 +172,12 @@ def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.T
             prior[r, : it["n_words"]] = torch.from_numpy(it["prior"])
             has_prior[r] = True
     batch.update(word_mask=word_mask, prior=prior, has_prior=has_prior)
+    if any("penalty_words" in it for it in items):
+        penalty_mask = torch.zeros(b, w, dtype=torch.bool)
+        for r, it in enumerate(items):
+            if it.get("penalty_words"):
+                penalty_mask[r, torch.tensor(it["penalty_words"])] = True
+        batch["penalty_mask"] = penalty_mask
     return batch
 
 
@@ -168,6 +189,9 @@ class DataOptions:
     sample when the source has no validation split; when none are left (a file with exactly
     ``k_shot`` texts per class) training runs without validation, with a warning, and
     ``checkpoints/best.ckpt`` is the last epoch.
+
+    Attributes:
+        sample: the training examples (shared with the prior stage).
     """
 
     sample: SampleSpec = field(default_factory=SampleSpec)

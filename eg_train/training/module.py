@@ -1,4 +1,5 @@
-"""LightningModule: ``L = CE + beta * MSE(norm(IG_self), norm(prior))`` (SPEC §3).
+"""LightningModule: ``L = CE + beta * MSE(norm(IG_self), norm(prior))`` (docs/design.md#alignment-loss),
+plus, with ``penalty_weight``, a targeted word penalty (:mod:`eg_train.training.penalty`).
 
 ``IG_self`` is the classifier's own Integrated Gradients attribution to the gold label, computed
 inside the training step with ``create_graph=True`` (:mod:`eg_train.foundation.attribution`), summed per
@@ -20,7 +21,7 @@ CE's and a relative target leaves the artefact's absolute contribution free):
   (unnormalised) word attributions, so a word the prior calls irrelevant is pushed towards zero
   contribution in absolute terms, not only relative to the text's other words.
 
-Traps handled here (SPEC §3): the model is loaded with eager attention (fused SDPA kernels have
+Traps handled here (docs/design.md#known-traps): the model is loaded with eager attention (fused SDPA kernels have
 no double backward); the IG path is its own leaf when the embeddings are frozen (LoRA); the
 total loss is returned to Lightning for one backward, so DDP all-reduces the second-order
 gradient like any other.
@@ -32,8 +33,11 @@ from contextlib import contextmanager
 
 import copy
 import logging
-from dataclasses import asdict, dataclass, field, fields
+import inspect
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -42,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eg_train.foundation.attribution import IGConfig, integrated_gradients, masked_normalise, path_profile, word_attributions
+from eg_train.foundation.device import at_least_float32
 from eg_train.foundation.encoding import length_groups, ungroup
 from eg_train.foundation.errors import ConfigError
 
@@ -58,12 +63,55 @@ class LoraSpec:
     target_modules: list[str] | None = None
 
 
+ALIGNMENT_LOSSES = ("mse", "rrr")
+
+
 @dataclass
 class ModelOptions:
-    """The hyper-parameters of :class:`EGModule` (all but ``label_names``, which the data give).
+    """The hyper-parameters of :class:`EGModule` (all but ``label_names``, which the data give): the
+    one place an option is declared, defaulted, documented and validated.
 
-    The typed API (:class:`eg_train.training.config.TrainConfig`) holds one of these; the CLI's
-    ``--model.*`` options are the same names.
+    :class:`EGModule`'s constructor signature is generated from these fields (so LightningCLI's
+    ``--model.*`` flags and a checkpoint's ``hparams`` carry the same names), and the typed API
+    (:class:`eg_train.training.config.TrainConfig`) holds one of these.
+
+    Args:
+        model_name: embedded alias, local directory or hub id of the SLM.
+        beta: weight of the alignment loss (the paper's: 1; docs/design.md#alignment-weight).
+        beta_warmup_ratio: ramp ``beta`` linearly from 0 over this fraction of the training steps
+            (0: constant ``beta`` from the first step, as in the paper).
+        ig: how the training-time IG is computed (:class:`IGConfig`).
+        normalisation: per-example normalisation of both attribution and prior (minmax, l1, softmax).
+        ig_dropout: run the IG forward with dropout active (default off: the attribution of the
+            deterministic model is what is aligned, and what captum computes).
+        lr: AdamW learning rate (linear schedule with warm-up).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of the training steps of the learning-rate warm-up.
+        lora: LoRA adapters, or None to fine-tune every weight.
+        alignment_loss: ``mse`` (the paper's MSE of normalised attributions) or ``rrr`` (the
+            artefact-style penalty ``mean_w (1 - norm(prior)_w) * IG_w^2`` on raw attributions).
+        grad_ratio: 0 for a constant ``beta``; > 0 sets the alignment weight each measured step to
+            ``grad_ratio * ||grad CE|| / ||grad align||`` (``beta`` is then unused), so that the
+            alignment gradient is ``grad_ratio`` times CE's whatever the two losses' scales.
+        grad_ratio_every: measure the two gradient norms every this many optimisation steps.
+        grad_ratio_smoothing: exponential moving average factor of the measured ratio (0: the last
+            measurement only).
+        beta_max: the largest weight ``grad_ratio`` may set (a guard where the alignment gradient
+            vanishes, e.g. a prior equal to the model's own attribution).
+        align_fraction: share of a batch's rows with a prior that get the alignment term at each
+            step (a draw seeded by the step; at least one row). The double backward costs in
+            proportion to the aligned rows, CE still sees the whole batch; with ``grad_ratio`` the
+            alignment gradient keeps its size relative to CE's.
+        length_buckets: the classifier's forward (CE, validation) sorts a batch's rows by length
+            and runs them in this many groups, each trimmed to its own longest row: the padded
+            forward's logits at a fraction of its cost (1: one padded forward). Under dropout the
+            masks are drawn per group, so a run is not bit-identical to one with another value.
+            The IG path has its own ``ig.length_buckets``.
+        penalty_weight: weight ``lambda`` of the word penalty (0: off): ``lambda * mean_rows
+            sum_{w in penalty_words} a_w^2`` with ``a_w`` the word's input-gradient x input
+            attribution of the log-probabilities summed over classes (Ross et al. 2017, RRR), on the
+            words each training example lists in its ``penalty_words`` (the gold-mask oracle of a
+            shortcut dataset, or audit-confirmed features). :mod:`eg_train.training.penalty`.
     """
 
     model_name: str = "all-minilm-l6-v2"
@@ -83,18 +131,76 @@ class ModelOptions:
     beta_max: float = 100.0
     align_fraction: float = 1.0
     length_buckets: int = 4
+    penalty_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
+        if self.ig is None:
+            self.ig = IGConfig()
+        elif isinstance(self.ig, dict):
+            self.ig = IGConfig(**self.ig)
+        if isinstance(self.lora, dict):
+            self.lora = LoraSpec(**self.lora)
+        if self.beta < 0:
+            raise ConfigError(f"model.beta must be >= 0, got {self.beta}")
+        if not 0.0 <= self.beta_warmup_ratio <= 1.0:
+            raise ConfigError(f"model.beta_warmup_ratio must be in [0, 1], got {self.beta_warmup_ratio}")
+        if self.alignment_loss not in ALIGNMENT_LOSSES:
+            raise ConfigError(f"model.alignment_loss must be one of {list(ALIGNMENT_LOSSES)}, got {self.alignment_loss!r}")
+        if self.grad_ratio < 0 or self.beta_max <= 0:
+            raise ConfigError(f"model.grad_ratio must be >= 0 and model.beta_max > 0, got {self.grad_ratio} and "
+                              f"{self.beta_max}")
+        if self.grad_ratio_every < 1 or not 0.0 <= self.grad_ratio_smoothing < 1.0:
+            raise ConfigError("model.grad_ratio_every must be >= 1 and model.grad_ratio_smoothing in [0, 1), got "
+                              f"{self.grad_ratio_every} and {self.grad_ratio_smoothing}")
+        if not 0.0 < self.align_fraction <= 1.0:
+            raise ConfigError(f"model.align_fraction must be in (0, 1], got {self.align_fraction}")
+        if self.length_buckets < 1:
+            raise ConfigError(f"model.length_buckets must be >= 1, got {self.length_buckets}")
+        if self.penalty_weight < 0:
+            raise ConfigError(f"model.penalty_weight must be >= 0, got {self.penalty_weight}")
+
+    def as_hparams(self) -> dict[str, Any]:
+        """The options as a checkpoint stores them: plain values, ``ig`` / ``lora`` as mappings (so
+        checkpoints load with torch's ``weights_only=True``, the default)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ig"] = asdict(self.ig)
+        out["lora"] = asdict(self.lora) if self.lora is not None else None
+        return out
 
 
-ALIGNMENT_LOSSES = ("mse", "rrr")
+def _init_signature() -> inspect.Signature:
+    """``EGModule.__init__``'s signature: ``model_name, label_names``, then every other option, each
+    with its :class:`ModelOptions` type and default (a factory default shows as ``None``: the
+    constructor builds it), so LightningCLI and ``inspect`` see the options by name."""
+    hints = typing.get_type_hints(ModelOptions)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("self", kind)]
+    for f in fields(ModelOptions):
+        default = None if f.default is MISSING else f.default
+        annotation = hints[f.name] | None if f.default is MISSING else hints[f.name]
+        params.append(inspect.Parameter(f.name, kind, default=default, annotation=annotation))
+        if f.name == "model_name":
+            params.append(inspect.Parameter("label_names", kind, default=None, annotation=list[str] | None))
+    return inspect.Signature(params, return_annotation=None)
 
 
 @dataclass
 class AlignmentLosses:
+    """One step's losses: ``loss = ce + penalty_weight * penalty + beta * align``."""
+
     loss: Tensor
     ce: Tensor
     align: Tensor
     acc: Tensor
     n_aligned: int
+    penalty: Tensor | None = None  # the unweighted word penalty (None: off or no penalised word)
+    base_loss: Tensor | None = None  # ``loss`` without the alignment term (None: the same as ``loss``)
+
+    @property
+    def base(self) -> Tensor:
+        """The loss without the alignment term (what ``grad_ratio`` measures the alignment against)."""
+        return self.base_loss if self.base_loss is not None else self.loss
 
 
 @dataclass
@@ -117,90 +223,37 @@ class _RatioState:
 class EGModule(L.LightningModule):
     """Sequence classifier trained with cross-entropy plus IG-to-prior alignment.
 
-    Args:
-        model_name: embedded alias, local directory or hub id of the SLM.
-        label_names: the dataset's labels in id order (linked from the datamodule by the CLI).
-        beta: weight of the alignment loss (SPEC: 1).
-        beta_warmup_ratio: ramp ``beta`` linearly from 0 over this fraction of the training steps
-            (0: constant ``beta`` from the first step, as in the paper).
-        ig: how the training-time IG is computed (:class:`IGConfig`).
-        normalisation: per-example normalisation of both attribution and prior (minmax, l1, softmax).
-        ig_dropout: run the IG forward with dropout active (default off: the attribution of the
-            deterministic model is what is aligned, and what captum computes).
-        lora: LoRA adapters, or None to fine-tune every weight.
-        alignment_loss: ``mse`` (the paper's MSE of normalised attributions) or ``rrr`` (the
-            artefact-style penalty ``mean_w (1 - norm(prior)_w) * IG_w^2`` on raw attributions).
-        grad_ratio: 0 for a constant ``beta``; > 0 sets the alignment weight each measured step to
-            ``grad_ratio * ||grad CE|| / ||grad align||`` (``beta`` is then unused), so that the
-            alignment gradient is ``grad_ratio`` times CE's whatever the two losses' scales.
-        grad_ratio_every: measure the two gradient norms every this many optimisation steps.
-        grad_ratio_smoothing: exponential moving average factor of the measured ratio (0: the last
-            measurement only).
-        beta_max: the largest weight ``grad_ratio`` may set (a guard where the alignment gradient
-            vanishes, e.g. a prior equal to the model's own attribution).
-        align_fraction: share of a batch's rows with a prior that get the alignment term at each
-            step (a draw seeded by the step; at least one row). The double backward costs in
-            proportion to the aligned rows, CE still sees the whole batch; with ``grad_ratio`` the
-            alignment gradient keeps its size relative to CE's.
-        length_buckets: the classifier's forward (CE, validation) sorts a batch's rows by length
-            and runs them in this many groups, each trimmed to its own longest row: the padded
-            forward's logits at a fraction of its cost (1: one padded forward). Under dropout the
-            masks are drawn per group, so a run is not bit-identical to one with another value.
-            The IG path has its own ``ig.length_buckets``.
+    ``EGModule(model_name, label_names, **options)``: ``label_names`` are the dataset's labels in id
+    order (linked from the datamodule by the CLI); every other argument is a :class:`ModelOptions`
+    field, documented, defaulted and validated there (the signature is generated from it).
     """
 
-    def __init__(
-        self,
-        model_name: str = "all-minilm-l6-v2",
-        label_names: list[str] | None = None,
-        beta: float = 1.0,
-        beta_warmup_ratio: float = 0.0,
-        ig: IGConfig | None = None,
-        normalisation: str = "minmax",
-        ig_dropout: bool = False,
-        lr: float = 5e-5,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
-        lora: LoraSpec | None = None,
-        alignment_loss: str = "mse",
-        grad_ratio: float = 0.0,
-        grad_ratio_every: int = 1,
-        grad_ratio_smoothing: float = 0.5,
-        beta_max: float = 100.0,
-        align_fraction: float = 1.0,
-        length_buckets: int = 4,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = _SIGNATURE.bind(self, *args, **kwargs)  # unknown or doubled arguments: TypeError, as usual
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        given.pop("self")
+        label_names = given.pop("label_names")
+        # Not super(): without a ``__class__`` cell in this frame, Lightning's save_hyperparameters
+        # does not read this frame's locals by the (generated) signature's names, which are not
+        # locals here; it stores the mapping given below instead.
+        L.LightningModule.__init__(self)
         if not label_names:
             raise ValueError("label_names is required (the CLI links it from data.label_names)")
-        if beta < 0:
-            raise ConfigError(f"model.beta must be >= 0, got {beta}")
-        if not 0.0 <= beta_warmup_ratio <= 1.0:
-            raise ConfigError(f"model.beta_warmup_ratio must be in [0, 1], got {beta_warmup_ratio}")
-        if alignment_loss not in ALIGNMENT_LOSSES:
-            raise ConfigError(f"model.alignment_loss must be one of {list(ALIGNMENT_LOSSES)}, got {alignment_loss!r}")
-        if grad_ratio < 0 or beta_max <= 0:
-            raise ConfigError(f"model.grad_ratio must be >= 0 and model.beta_max > 0, got {grad_ratio} and {beta_max}")
-        if grad_ratio_every < 1 or not 0.0 <= grad_ratio_smoothing < 1.0:
-            raise ConfigError("model.grad_ratio_every must be >= 1 and model.grad_ratio_smoothing in [0, 1), got "
-                              f"{grad_ratio_every} and {grad_ratio_smoothing}")
-        if not 0.0 < align_fraction <= 1.0:
-            raise ConfigError(f"model.align_fraction must be in (0, 1], got {align_fraction}")
-        if length_buckets < 1:
-            raise ConfigError(f"model.length_buckets must be >= 1, got {length_buckets}")
-        # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
-        ig = IGConfig(**ig) if isinstance(ig, dict) else ig
-        lora = LoraSpec(**lora) if isinstance(lora, dict) else lora
-        self.save_hyperparameters(ignore=["ig", "lora"])
-        # Stored as plain mappings: checkpoints then load with torch's weights_only=True (the default).
-        self.hparams["ig"] = asdict(ig) if ig is not None else None
-        self.hparams["lora"] = asdict(lora) if lora is not None else None
+        options = ModelOptions(**given)
+        # The options in effect: every step reads these (``hparams`` is what a checkpoint stores).
+        self.options = options
+        hparams = options.as_hparams()
+        # The names and order a checkpoint has always stored (label_names after model_name).
+        self.save_hyperparameters({"model_name": hparams.pop("model_name"), "label_names": list(label_names), **hparams})
         from eg_train.foundation.models import load_sequence_classifier
 
-        self.ig = ig or IGConfig()
+        self.ig = options.ig
+        lora = options.lora
         self.label_names = list(label_names)
         # Eager attention: the fused SDPA / flash kernels have no double backward.
-        self.model, self.tokenizer = load_sequence_classifier(model_name, self.label_names, attn_implementation="eager")
+        self.model, self.tokenizer = load_sequence_classifier(options.model_name, self.label_names,
+                                                              attn_implementation="eager")
         if lora is not None:
             from peft import LoraConfig, TaskType, get_peft_model
 
@@ -228,7 +281,7 @@ class EGModule(L.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """The logits of every row of ``batch``, in ``length_buckets`` length-sorted groups."""
         mask, types = batch["attention_mask"], batch.get("token_type_ids")
-        groups = length_groups(mask, self.hparams.get("length_buckets", 1))
+        groups = length_groups(mask, self.options.length_buckets)
         logits = [
             self.model(
                 input_ids=batch["input_ids"][rows, :width],
@@ -237,7 +290,9 @@ class EGModule(L.LightningModule):
             ).logits
             for rows, width in groups
         ]
-        return ungroup(logits, groups)
+        # Under bf16 autocast (trainer.precision bf16-mixed) the classifier head returns bf16:
+        # the loss, its softmax and the accuracy are computed from float32 logits.
+        return at_least_float32(ungroup(logits, groups))
 
     def _ig_rows(self, batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
         from eg_train.foundation.attribution import baseline_input_ids, ig_baseline_token_id
@@ -305,7 +360,7 @@ class EGModule(L.LightningModule):
     def _word_attributions(self, batch: dict[str, Tensor], rows: Tensor, create_graph: bool) -> tuple[Tensor, dict]:
         """IG of ``rows`` aggregated to words (dropout off unless ``ig_dropout``); also the sub-batch."""
         sub = self._ig_rows(batch, rows)
-        with self._attribution_mode(dropout=self.hparams.ig_dropout):
+        with self._attribution_mode(dropout=self.options.ig_dropout):
             token_attr = integrated_gradients(
                 self.model,
                 sub["input_ids"],
@@ -325,21 +380,35 @@ class EGModule(L.LightningModule):
         logits = self(batch)
         ce = F.cross_entropy(logits, batch["labels"])
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
+        base, penalty = ce, self.word_penalty(batch)
+        if penalty is not None:
+            base = ce + self.options.penalty_weight * penalty
         has_prior = batch.get("has_prior")
         n = int(has_prior.sum()) if has_prior is not None else 0
         beta = self.current_beta if beta is None else beta
         if beta == 0 or n == 0 or not torch.is_grad_enabled():
-            return AlignmentLosses(ce, ce, ce.new_zeros(()), acc, 0)
+            return AlignmentLosses(base, ce, ce.new_zeros(()), acc, 0, penalty)
         rows = self.aligned_rows(torch.nonzero(has_prior).flatten())
         words, sub = self._word_attributions(batch, rows, create_graph=True)
         align = self.alignment_loss(words, sub["prior"], sub["word_mask"])
-        return AlignmentLosses(ce + beta * align, ce, align, acc, len(rows))
+        return AlignmentLosses(base + beta * align, ce, align, acc, len(rows), penalty, base)
+
+    def word_penalty(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The unweighted targeted penalty (:mod:`eg_train.training.penalty`) of the batch's
+        ``penalty_mask`` words, when ``penalty_weight > 0``, gradients are on and a row has one."""
+        if self.options.penalty_weight <= 0 or "penalty_mask" not in batch or not torch.is_grad_enabled():
+            return None
+        from eg_train.training.penalty import penalty_loss
+
+        with self._attribution_mode(dropout=self.options.ig_dropout):
+            value, n = penalty_loss(self.model, batch, create_graph=True)
+        return value if n else None
 
     def aligned_rows(self, rows: Tensor) -> Tensor:
         """The rows (of those with a prior) that get the alignment term at this step: all of them,
         or an ``align_fraction`` share drawn with a generator seeded by the step (the global RNG,
         which dropout and data order use, is left alone)."""
-        fraction = self.hparams.get("align_fraction", 1.0)
+        fraction = self.options.align_fraction
         if fraction >= 1.0:
             return rows
         k = max(1, round(fraction * len(rows)))
@@ -356,11 +425,11 @@ class EGModule(L.LightningModule):
         squared attribution).
         """
         counts = mask.sum(-1).clamp_min(1)
-        if self.hparams.get("alignment_loss", "mse") == "rrr":
+        if self.options.alignment_loss == "rrr":
             irrelevance = 1.0 - masked_normalise(prior, mask, "minmax")
             per_example = (irrelevance * words.pow(2) * mask).sum(-1) / counts
         else:
-            how = self.hparams.normalisation
+            how = self.options.normalisation
             diff = masked_normalise(words, mask, how) - masked_normalise(prior, mask, how)
             per_example = (diff.pow(2) * mask).sum(-1) / counts
         return per_example.mean()
@@ -368,7 +437,7 @@ class EGModule(L.LightningModule):
     @property
     def aligns(self) -> bool:
         """Whether the alignment term is on at all (``beta > 0`` or a ``grad_ratio``)."""
-        return self.hparams.beta > 0 or self.hparams.get("grad_ratio", 0.0) > 0
+        return self.options.beta > 0 or self.options.grad_ratio > 0
 
     @property
     def current_beta(self) -> float:
@@ -381,21 +450,21 @@ class EGModule(L.LightningModule):
         (6.4x on Banking77 5-shot with MiniLM, ``scripts/diagnose_alignment.py``), which slows the
         classifier's learning; the ramp lets CE lead first.
         """
-        if self.hparams.get("grad_ratio", 0.0) > 0:
+        if self.options.grad_ratio > 0:
             c = self._ratio.ce_over_align
-            beta = 0.0 if c is None else min(self.hparams.get("beta_max", 100.0), self.hparams.grad_ratio * c)
+            beta = 0.0 if c is None else min(self.options.beta_max, self.options.grad_ratio * c)
         else:
-            beta = self.hparams.beta
-        ratio = self.hparams.get("beta_warmup_ratio", 0.0)
+            beta = self.options.beta
+        ratio = self.options.beta_warmup_ratio
         if ratio <= 0 or beta == 0 or self._trainer is None:
             return beta
         ramp = max(1.0, ratio * float(self.trainer.estimated_stepping_batches))
         return beta * min(1.0, (self.global_step + 1) / ramp)
 
     def _ratio_due(self, step: int) -> bool:
-        if self.hparams.get("grad_ratio", 0.0) <= 0:
+        if self.options.grad_ratio <= 0:
             return False
-        return self._ratio.ce_over_align is None or step - self._ratio.at_step >= self.hparams.grad_ratio_every
+        return self._ratio.ce_over_align is None or step - self._ratio.at_step >= self.options.grad_ratio_every
 
     def ratio_step(self, batch: dict[str, Tensor], step: int) -> tuple[AlignmentLosses, Tensor]:
         """One ``grad_ratio`` measuring step: the CE and alignment gradients separately, the new
@@ -406,12 +475,13 @@ class EGModule(L.LightningModule):
         if out.n_aligned == 0 or not out.align.requires_grad:
             return out, out.loss
         params = [p for p in self.parameters() if p.requires_grad]
-        g_ce = torch.autograd.grad(out.ce, params, retain_graph=True, allow_unused=True)
+        # The penalty (if any) rides with CE: grad_ratio sizes the alignment against both.
+        g_ce = torch.autograd.grad(out.base, params, retain_graph=True, allow_unused=True)
         g_al = torch.autograd.grad(out.align, params, allow_unused=True)
         n_ce = torch.sqrt(sum((g.float().pow(2).sum() for g in g_ce if g is not None), torch.zeros((), device=self.device)))
         n_al = torch.sqrt(sum((g.float().pow(2).sum() for g in g_al if g is not None), torch.zeros((), device=self.device)))
         measured = float(n_ce) / max(float(n_al), 1e-12)
-        s, prev = self.hparams.grad_ratio_smoothing, self._ratio.ce_over_align
+        s, prev = self.options.grad_ratio_smoothing, self._ratio.ce_over_align
         self._ratio.ce_over_align = measured if prev is None else s * prev + (1 - s) * measured
         self._ratio.at_step = step
         self._ratio.last_ratio = float(n_al) / max(float(n_ce), 1e-12)
@@ -421,8 +491,9 @@ class EGModule(L.LightningModule):
             g = (a if a is not None else 0) + (beta * b if b is not None else 0)
             if isinstance(g, Tensor):
                 surrogate = surrogate + (p * g.detach()).sum()
-        loss = (out.ce + beta * out.align).detach()
-        return AlignmentLosses(loss, out.ce.detach(), out.align.detach(), out.acc, out.n_aligned), surrogate
+        loss = (out.base + beta * out.align).detach()
+        penalty = out.penalty.detach() if out.penalty is not None else None
+        return AlignmentLosses(loss, out.ce.detach(), out.align.detach(), out.acc, out.n_aligned, penalty), surrogate
 
     def _uses_priors(self, batch: dict[str, Tensor]) -> bool:
         # Decided per run (not per batch) when a datamodule is attached, so that all DDP ranks
@@ -451,7 +522,9 @@ class EGModule(L.LightningModule):
         beta = self.current_beta if uses_priors else 0.0
         logged = {"train_loss": out.loss, "train_ce": out.ce, "train_align": out.align, "train_acc": out.acc,
                   "train_beta": beta}
-        if self.hparams.get("grad_ratio", 0.0) > 0 and uses_priors:
+        if out.penalty is not None:
+            logged["train_penalty"] = out.penalty
+        if self.options.grad_ratio > 0 and uses_priors:
             logged["train_grad_ratio"] = self._ratio.last_ratio  # ||grad align|| / ||grad CE|| at weight 1
         self.log_dict(logged, on_step=True, on_epoch=False, prog_bar=False, batch_size=bs, sync_dist=False)
         self.log_dict(
@@ -479,9 +552,9 @@ class EGModule(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         # The fused kernel updates all parameters in one pass (the default loops over tensors).
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=fused)
+        opt = torch.optim.AdamW(params, lr=self.options.lr, weight_decay=self.options.weight_decay, fused=fused)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = get_linear_schedule_with_warmup(opt, int(self.hparams.warmup_ratio * total), total)
+        sched = get_linear_schedule_with_warmup(opt, int(self.options.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- export -------------------------------------------------------------------------------
@@ -498,6 +571,16 @@ class EGModule(L.LightningModule):
         model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         return directory
+
+
+_SIGNATURE = _init_signature()
+EGModule.__init__.__signature__ = _SIGNATURE
+EGModule.__init__.__annotations__ = {p.name: p.annotation for p in list(_SIGNATURE.parameters.values())[1:]} | {"return": None}
+# jsonargparse (LightningCLI's --help) reads the options' documentation from the class docstring.
+EGModule.__doc__ = (
+    f"{EGModule.__doc__.rstrip()}\n\n    Args:\n        label_names: the dataset's labels in id order.\n"
+    + ModelOptions.__doc__.split("    Args:\n", 1)[1]
+)
 
 
 class ExportModel(L.Callback):

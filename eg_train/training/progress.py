@@ -1,6 +1,6 @@
 """Training progress that reads well in a terminal and in a log file.
 
-On a terminal Lightning's tqdm bar redraws one line in place. Written to a file (``eg-train demo
+On a terminal Lightning's tqdm bar redraws one line in place. Written to a file (``eg-train pipeline
 > log``, a pipeline worker) those redraws are carriage returns that most viewers show as a single
 line, or nothing until the epoch ends; there :class:`LineProgress` logs a plain line every
 ``every_n_steps`` training steps and one per epoch with the epoch's metrics.

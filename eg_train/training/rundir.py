@@ -133,8 +133,46 @@ class BestCheckpoint(ModelCheckpoint):
             self.monitor = None
 
 
+def resumable_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """``checkpoints/last.ckpt`` of a run that stopped before exporting its model (None otherwise):
+    ``fit`` with it as ``ckpt_path`` continues that run where its last finished epoch left it."""
+    run_dir = Path(run_dir)
+    last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    return last if last.is_file() and not (run_dir / MODEL_DIR / "config.json").is_file() else None
+
+
+class RandomState(L.Callback):
+    """Keep the random generators' states in every checkpoint and restore them on resume.
+
+    Lightning restores weights, optimiser, scheduler and loop counters, not the generators: without
+    them a resumed run shuffles its next epochs (and draws its dropout masks) differently from the
+    uninterrupted run. With them, resuming from ``last.ckpt`` gives the uninterrupted run's result.
+    """
+
+    def state_dict(self) -> dict:
+        from lightning.fabric.utilities.seed import _collect_rng_states
+
+        states = _collect_rng_states()
+        # numpy's state holds an ndarray, which a weights-only checkpoint load refuses: plain ints.
+        kind, keys, pos, has_gauss, gauss = states.pop("numpy")
+        states["numpy"] = [kind, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)]
+        return {"rng": states}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        import numpy as np
+        from lightning.fabric.utilities.seed import _set_rng_states
+
+        states = dict(state_dict.get("rng") or {})
+        if not states:
+            return
+        if "numpy" in states:
+            kind, keys, pos, has_gauss, gauss = states["numpy"]
+            states["numpy"] = (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss)
+        _set_rng_states(states)
+
+
 def run_callbacks() -> list[L.Callback]:
-    """The callbacks every training run has: the two checkpoints and the exported model."""
+    """The callbacks every training run has: the two checkpoints, the random state and the exported model."""
     from eg_train.training.module import ExportModel
 
-    return [BestCheckpoint(), ExportModel()]
+    return [BestCheckpoint(), RandomState(), ExportModel()]

@@ -1,4 +1,4 @@
-"""CAP prior: class-aware prompt, target ``z = T(log p)``, ridge by Cholesky (SPEC §2).
+"""CAP prior: class-aware prompt, target ``z = T(log p)``, ridge by Cholesky (docs/design.md#cap-prior).
 
 ``T`` is chosen by ``transform`` (see ``priors/SCORING.md``): ``neg_inv_log`` (the paper's
 ``z = -1/log p``), ``inv_one_minus_log`` (``z = 1/(1 - log p)``: equal to the paper's for small p,
@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from eg_train.foundation.registry import Registry
 from priors.base import register_prior
 from priors.methods.perturbation import PerturbationPrior, neg_inv_log
 from priors.prompts import PromptTemplate, class_aware_template
@@ -21,11 +22,10 @@ def inv_one_minus_log(log_p: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 - np.minimum(log_p, 0.0))
 
 
-CAP_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "neg_inv_log": neg_inv_log,
-    "inv_one_minus_log": inv_one_minus_log,
-    "log_p": lambda log_p: np.asarray(log_p, dtype=np.float64),
-}
+CAP_TRANSFORMS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("cap_transform")
+CAP_TRANSFORMS.register("neg_inv_log")(neg_inv_log)
+CAP_TRANSFORMS.register("inv_one_minus_log")(inv_one_minus_log)
+CAP_TRANSFORMS.register("log_p")(lambda log_p: np.asarray(log_p, dtype=np.float64))
 
 
 def resolve_transform(name: str, contrast: str) -> str:
@@ -33,8 +33,7 @@ def resolve_transform(name: str, contrast: str) -> str:
     contrast (a renormalised ``log p`` reaches 0 for a competent LLM, where ``-1/log p`` explodes)."""
     if name == "auto":
         return "neg_inv_log" if contrast == "none" else "inv_one_minus_log"
-    if name not in CAP_TRANSFORMS:
-        raise ValueError(f"unknown cap_transform {name!r}; choose from {['auto', *CAP_TRANSFORMS]}")
+    CAP_TRANSFORMS.check([name], also=["auto"])
     return name
 
 

@@ -1,4 +1,4 @@
-"""IG prior: captum Integrated Gradients of a CE-trained SLM (SPEC §2 "IG prior").
+"""IG prior: captum Integrated Gradients of a CE-trained SLM (docs/design.md#ig-prior).
 
 Attribution w.r.t. the word embeddings, baseline ``[CLS] [PAD]… [SEP]`` (special tokens kept),
 target the gold label, summed over the hidden dimension and then over each word's sub-words: the
@@ -62,6 +62,7 @@ class IGPrior(PriorMethod):
         batch_size: int = 16,
         device: str | None = None,
         baseline_token_id: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         require_fast_tokenizer(tokenizer)
         # Fail at construction, before any example is attributed or any cache part written.
@@ -74,6 +75,9 @@ class IGPrior(PriorMethod):
         self.internal_batch_size = internal_batch_size
         self.max_length = max_length
         self.batch_size = batch_size
+        from eg_train.foundation.device import module_device, resolve_precision
+
+        self.precision = resolve_precision(precision, module_device(self.model))
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: BuildContext) -> IGPrior:
@@ -86,7 +90,8 @@ class IGPrior(PriorMethod):
                 "(e.g. the model/ folder of an `eg-train fit` run with prior: none)"
             )
         model, tok = load_sequence_classifier(cfg.slm_checkpoint, ctx.label_names)
-        return cls(model, tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps, device=cfg.device)
+        return cls(model, tok, model_id=cfg.slm_checkpoint, n_steps=cfg.ig_steps, device=cfg.device,
+                   precision=getattr(cfg, "dtype", "fp32"))
 
     def config(self) -> dict[str, Any]:
         # Not the device: scores agree across devices up to float rounding.
@@ -99,6 +104,8 @@ class IGPrior(PriorMethod):
             "method": self.method,
             "max_length": self.max_length,
             "baseline": "cls-pad-sep" if self.baseline_token_id == pad else f"cls-token{self.baseline_token_id}-sep",
+            # bf16 and fp32 priors never share a cache entry (fp32 keeps the earlier keys).
+            **({"dtype": "bfloat16"} if self.precision == "bf16" else {}),
         }
 
     def compute(self, batch: PriorBatch) -> list[PriorResult]:
@@ -115,5 +122,6 @@ class IGPrior(PriorMethod):
             method=self.method,
             batch_size=self.batch_size,
             internal_batch_size=self.internal_batch_size,
+            precision=self.precision,
         )
         return [PriorResult(s, queries=self.n_steps) for s in scores]

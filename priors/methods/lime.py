@@ -1,4 +1,4 @@
-"""LIME prior: frozen LLM, plain prompt, target p, cosine kernel, weighted ridge (SPEC §2)."""
+"""LIME prior: frozen LLM, plain prompt, target p, cosine kernel, weighted ridge (docs/design.md#lime-prior)."""
 
 from __future__ import annotations
 

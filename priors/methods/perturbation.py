@@ -151,6 +151,8 @@ class PerturbationPrior(PriorMethod):
             **({"contrast": contrast, "contrast_m": sc.contrast_m} if contrast == "top_m" else {}),
             **({"calibrate": list(CONTENT_FREE_TEXTS)} if calibrate else {}),
             **({"demonstrations": self.routing.config()} if self.routing is not None else {}),
+            # bf16 and fp32 priors never share a cache entry (fp32 keeps the keys of earlier priors).
+            **({"dtype": str(dtype).removeprefix("torch.")} if (dtype := getattr(sc, "dtype", torch.float32)) != torch.float32 else {}),
         }
 
     # ---------------------------------------------------------------------------- scoring

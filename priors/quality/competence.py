@@ -1,4 +1,4 @@
-"""Competence of the scoring LLM under the prompt a prior was scored with (SPEC §2 "Competence").
+"""Competence of the scoring LLM under the prompt a prior was scored with (docs/design.md#competence).
 
 A perturbation prior can only carry class evidence the LLM has: if the LLM cannot tell the gold
 label from the other labels on the *unmasked* text, the log-probabilities it gives masked texts

@@ -45,5 +45,5 @@ def test_a_registered_normalisation_and_fusion_are_usable_by_name():
         with pytest.raises(ValueError, match="registered twice"):
             register_normalisation("minmax")(rank)
     finally:
-        NORMALISATIONS.pop("test_rank")
-        FUSIONS.pop("test_min")
+        NORMALISATIONS.unregister("test_rank")
+        FUSIONS.unregister("test_min")

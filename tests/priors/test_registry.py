@@ -41,7 +41,7 @@ def test_a_registered_method_is_built_by_name_from_the_config():
         with pytest.raises(KeyError, match="registered: .*'cap'.*'lime'"):
             build_methods(PriorsConfig(methods=["nope"]), NAMES)
     finally:
-        PRIOR_REGISTRY.pop("test_constant")
+        PRIOR_REGISTRY.unregister("test_constant")
 
 
 def test_lime_and_cap_share_one_llm(monkeypatch, smollm):

@@ -40,7 +40,7 @@ from eg_train.evaluation.attacks.core import (
     TextState,
 )
 from eg_train.evaluation.attacks.lexicon import Lexicon, build_lexicon, split_fingerprint
-from eg_train.evaluation.attacks.registry import Registry
+from eg_train.foundation.registry import Registry
 from eg_train.evaluation.attacks.synonyms import EmbeddingNeighbours
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,20 @@ class AttackFileError(ValueError):
 
 @dataclass
 class AttackConfig:
-    """Parameters of the keyword attacks (all stored in the saved metadata)."""
+    """Parameters of the keyword attacks (all stored in the saved metadata; see ``eg_train/evaluation/ATTACKS.md``).
+
+    Attributes:
+        seed: seed of every draw (each example has its own generator from (seed, attack, row)).
+        attacks: the attacks to build (``keyword_addition``, ``keyword_replacement``).
+        max_insertions: keywords inserted per text by keyword addition.
+        max_replacements: words replaced per text by keyword replacement.
+        pool_size: the strongest keywords of the confusable class an insertion is drawn from.
+        min_z: the least log-odds z-score of a keyword.
+        min_similarity: the least embedding cosine of a replacement with the word it replaces.
+        synonym_model: the model whose static input embeddings give the near-synonyms.
+        min_count: words seen in fewer training texts are dropped from the vocabulary.
+        folds: cross-validation folds of the classifier that finds each class's confusable class.
+    """
 
     seed: int = 0
     attacks: tuple[str, ...] = ("keyword_addition", "keyword_replacement")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generator, Protocol
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from eg_train.evaluation.attacks.core import TextState
 from eg_train.evaluation.attacks.negation import flips_meaning
@@ -58,19 +59,6 @@ class CandidateConstraint(Protocol):
     def allows(self, candidate: TextState, index: int, original: TextState) -> bool: ...
 
 
-def levenshtein(a: str, b: str) -> int:
-    """Character edit distance (insert, delete, substitute: cost 1 each), two-row dynamic programme."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 @dataclass
 class LevenshteinEditDistance:
     """DeepWordBug's budget: the whole candidate text is within ``max_edit_distance`` of the original."""
@@ -78,7 +66,9 @@ class LevenshteinEditDistance:
     max_edit_distance: int = 30
 
     def allows(self, candidate: TextState, index: int, original: TextState) -> bool:
-        return levenshtein(original.text, candidate.text) <= self.max_edit_distance
+        # Character edit distance, unit costs (TextAttack's); the cutoff lets rapidfuzz stop early.
+        limit = self.max_edit_distance
+        return Levenshtein.distance(original.text, candidate.text, score_cutoff=limit) <= limit
 
 
 @dataclass

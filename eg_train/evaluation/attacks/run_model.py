@@ -181,6 +181,22 @@ def run_model_attacks(
     :func:`~.build.load_attacks` and usable as transfer texts for other models).
     """
     config = config or ModelAttackConfig()
+    from eg_train.foundation.device import autocast
+
+    with autocast(config.precision, device):
+        return _run_model_attacks(checkpoint, test, config, out_dir, device, overwrite, victim, resources)
+
+
+def _params(config: ModelAttackConfig, device: str) -> dict:
+    """The stored settings: the resolved precision, and only when bf16 (fp32 results keep their earlier params)."""
+    from eg_train.foundation.device import resolve_precision
+
+    params = asdict(config)
+    params.pop("precision")
+    return {**params, "precision": "bf16"} if resolve_precision(config.precision, device) == "bf16" else params
+
+
+def _run_model_attacks(checkpoint, test, config, out_dir, device, overwrite, victim, resources) -> ModelAttackResults:
     if len(test) == 0:
         raise ValueError(f"{test.source}: the test split is empty; nothing to attack")
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
@@ -198,7 +214,7 @@ def run_model_attacks(
         "source_checkpoint": str(Path(checkpoint).resolve()) if Path(checkpoint).exists() else str(checkpoint),
         "source_fingerprint": checkpoint_fingerprint(checkpoint),
         "seed": config.seed,
-        "params": asdict(config),
+        "params": _params(config, device),
     }
     results, splits = {}, {}
     for name in config.recipes:

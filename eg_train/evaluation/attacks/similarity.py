@@ -11,13 +11,13 @@ texts shorter than the window are not exempt: the window is then the whole text.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from eg_train.evaluation.attacks.batching import TextMemo, length_sorted_batches
 from eg_train.evaluation.attacks.core import TextState
 
 TEXTFOOLER_ANGULAR = 0.840845057  # TextAttack's TextFooler threshold (angular similarity)
@@ -37,30 +37,20 @@ class SentenceEncoder:
         self.model = AutoModel.from_pretrained(location, dtype=torch.float32).eval()
         self.batch_size = batch_size
         self.max_length = max_length
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo = TextMemo(self._encode, lambda: self.model.config.hidden_size, 1 << 17)
 
     @torch.no_grad()
     def _encode(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        for s in range(0, len(order), self.batch_size):
-            rows = order[s : s + self.batch_size]
-            batch = self.tokenizer.pad({"input_ids": [enc[i] for i in rows]}, return_tensors="pt")
-            hidden = self.model(**batch).last_hidden_state
+        for rows, batch in length_sorted_batches(self.tokenizer, texts, self.max_length, self.batch_size):
+            hidden = self.model(**batch).last_hidden_state.float()  # bf16 under autocast: pool in float32
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out[rows] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
         return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            for t, e in zip(missing, self._encode(missing)):
-                self._cache[t] = e
-            while len(self._cache) > 1 << 17:
-                self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in texts])
+        return self._memo(texts)
 
 
 def window_text(state: TextState, index: int, size: int) -> str:

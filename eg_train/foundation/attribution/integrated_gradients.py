@@ -4,8 +4,12 @@
 
 with ``x`` the word-embedding rows of the input (position and token-type embeddings are added
 inside the model, so interpolating ``inputs_embeds`` interpolates exactly what captum
-interpolates), ``x'`` the embeddings of ``[CLS] [PAD] ... [SEP]`` (SPEC §2: special tokens kept),
+interpolates), ``x'`` the embeddings of ``[CLS] [PAD] ... [SEP]`` (docs/design.md#ig-prior: special tokens kept),
 ``f_y`` the gold-label output and ``(a_s, w_s)`` a quadrature rule (:mod:`.quadrature`).
+
+Mixed precision: under ``torch.autocast(dtype=torch.bfloat16)`` (Lightning's ``bf16-mixed``) the
+model's matrix products run in bf16, the double backward included; the path, the attributed
+output, the gradients w.r.t. the path and the sums over steps and the hidden size stay float32.
 
 With ``create_graph=True`` the result is differentiable w.r.t. the model parameters through the
 gradients themselves (second order), which is what the alignment loss trains.
@@ -31,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eg_train.foundation.attribution.quadrature import METHODS, quadrature, warped_gauss_legendre
+from eg_train.foundation.device import at_least_float32
 from eg_train.foundation.encoding import length_groups, ungroup
 
 OUTPUTS = ("logits", "probs", "log_probs")
@@ -49,6 +54,15 @@ class IGConfig:
     fields only matter for ``warped_gausslegendre`` (see :mod:`.quadrature`): its profile is
     measured with ``calibration_resolution`` path points on ``calibration_examples`` training
     examples, every ``recalibrate_every`` optimisation steps.
+
+    Attributes:
+        steps: quadrature nodes along the path from the baseline.
+        method: the quadrature rule: ``warped_gausslegendre``, ``gausslegendre`` or a captum Riemann rule
+            (``riemann_left``, ``riemann_right``, ``riemann_middle``, ``riemann_trapezoid``).
+        calibration_resolution: path points at which the attribution-mass profile is measured.
+        calibration_examples: training examples the profile is measured on.
+        recalibrate_every: optimisation steps between two profile measurements.
+        floor: share of a uniform density mixed into the warped rule's density, so no part of the path is skipped.
     """
 
     steps: int = 3
@@ -92,6 +106,9 @@ def baseline_input_ids(
 
 
 def _select_output(logits: Tensor, target: Tensor, output: str) -> Tensor:
+    # float32 under bf16 autocast: the attributed scalar and its softmax are not rounded to bf16
+    # (the gradients w.r.t. the float32 embeddings path come back float32 as well).
+    logits = at_least_float32(logits)
     if output == "probs":
         logits = logits.softmax(-1)
     elif output == "log_probs":

@@ -5,7 +5,7 @@ faithfulness ranking and the report's heatmaps all call :func:`word_integrated_g
 
 - Tokens are attributed w.r.t. the input (word) embeddings with captum's
   ``LayerIntegratedGradients``, to the target label's logit (or probability).
-- The baseline is ``[CLS] [PAD] ... [SEP]`` (SPEC §2): special tokens are kept, every other token
+- The baseline is ``[CLS] [PAD] ... [SEP]`` (docs/design.md#ig-prior): special tokens are kept, every other token
   is replaced by the *baseline token*, the tokenizer's PAD (:func:`ig_baseline_token_id`).
 - Token attributions are summed over the hidden size, then over the sub-word tokens of each word
   (:mod:`eg_train.foundation.encoding`); special and punctuation-only tokens carry none.
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eg_train.foundation.device import module_device
+from eg_train.foundation.device import at_least_float32, autocast, module_device, resolve_precision
 from eg_train.foundation.encoding import EncodedText, pad_encoded
 
 OUTPUTS = ("logits", "probs")
@@ -66,6 +66,7 @@ def word_integrated_gradients(
     internal_batch_size: int | None = None,
     output: str = "logits",
     return_delta: bool = False,
+    precision: str = "fp32",
 ):
     """IG per word (a list of float32 arrays, ``n_words`` scores each) of ``model`` to ``targets``.
 
@@ -78,6 +79,8 @@ def word_integrated_gradients(
         internal_batch_size: interpolated rows per forward; None runs all steps of a batch at once.
         output: the attributed scalar, the target ``logits`` or ``probs``.
         return_delta: also return captum's per-example convergence delta (completeness error).
+        precision: ``bf16`` runs the model's forward under bf16 autocast (its matrix products;
+            the attributed logits, the gradients and the sums stay float32); ``fp32`` as before.
     """
     from captum.attr import LayerIntegratedGradients
 
@@ -94,8 +97,15 @@ def word_integrated_gradients(
 
     # No token_type_ids: single texts have all-zero types (the models' default), and some
     # classifiers (DistilBERT) take no such argument.
+    bf16 = resolve_precision(precision, dev) == "bf16"
+
     def forward(input_ids, attention_mask):
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        if bf16:
+            with autocast("bf16", dev):
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+            logits = at_least_float32(logits)
+        else:  # float() also for a caller's own autocast (the evaluation's precision)
+            logits = at_least_float32(model(input_ids=input_ids, attention_mask=attention_mask).logits)
         return logits.softmax(-1) if output == "probs" else logits
 
     lig = LayerIntegratedGradients(forward, model.get_input_embeddings())

@@ -31,6 +31,10 @@ class SampleSpec:
 
     The prior stage and the training stage both build their examples from one ``SampleSpec``
     (:meth:`load`), so the cached priors cover exactly the examples that are trained on.
+
+    Attributes:
+        data: where the dataset comes from.
+        split: the split the examples are drawn from.
     """
 
     data: DataSpec = field(default_factory=lambda: DataSpec(preset="banking77"))

@@ -18,8 +18,22 @@ Artefact kinds (``ShortcutConfig.kind``):
   vocabulary the builder is given (by default: the training and test texts), then assigned to the
   classes in a seeded order.
 
-An artefact is inserted at a seeded random word boundary where the text has whitespace (or at
-either end), so no existing word is split or glued to it. Every row records its artefact, the
+- ``frequent``: an ordinary word *of the data's own vocabulary*, so it also occurs, naturally, in
+  other classes' texts: the content words (alphabetic, >= 3 letters, not a stopword of
+  :data:`eg_train.foundation.keywords.STOPWORDS`) of the given vocabulary that do not name an
+  intent (no token of a label name, nor a word sharing its first 5 letters with one: "card",
+  "refunds" for ``card_arrival``, ``request_refund``), ranked by count; the artefacts are drawn
+  (seeded) from ranks ``frequent_band = [lo, hi)`` of that list (default 20..200: common enough to
+  occur in many texts of every class, below the most frequent task words);
+- ``phrase``: a 2-4 word template or signature (:data:`PHRASES`: "sent from my phone", "thanks in
+  advance", ...) per class, in a seeded order; more classes than phrases get "<sign-off> <name>"
+  pairs (:data:`SIGN_OFFS` x :data:`NAMES`), also seeded. Phrase words may occur in the data;
+- ``none``: no artefact at all (every split is the clean text; the counter and aligned tests equal
+  the clean one and their ``artefact_class`` is -1): the case where a method must not hurt.
+
+An artefact goes where ``position`` says: ``random`` (a seeded word boundary where the text has
+whitespace, or either end), ``start`` or ``end``, so no existing word is split or glued to it. A
+multi-word artefact occupies consecutive word indices, all of them listed in ``artefact_positions``. Every row records its artefact, the
 artefact's class and the artefact's word indices (``artefact_positions``, in
 :func:`eg_train.foundation.words.split_words` of the new text), so attributions can be measured
 on it. Each row draws from its own generator seeded by ``(seed, split, row)``: the output does not
@@ -35,12 +49,11 @@ the pipeline trains on a shortcut dataset like on any other.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -48,12 +61,18 @@ import datasets
 import numpy as np
 
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit
+from eg_train.foundation.fingerprint import content_fingerprint, digest, split_fingerprint  # noqa: F401 (re-exported)
 from eg_train.foundation.io import atomic_dir, atomic_write_json, atomic_write_text
 from eg_train.foundation.words import split_words
 
 FORMAT = "eg-train-shortcut/1"
-KINDS = ("decoy", "word")
+# The artefact kinds, in the order a benchmark iterates over them (``none``: no artefact).
+KINDS = ("decoy", "word", "frequent", "phrase", "none")
+POSITIONS = ("random", "start", "end")
 RESTS = ("clean", "other")
+# Options added after the first datasets were built: left out of the stored recipe (and so of its
+# fingerprint) while at their default, so a dataset built before keeps its fingerprint.
+_LATER_DEFAULTS = {"position": "random", "frequent_band": [20, 200], "penalty_words": False}
 # Split names of a built shortcut dataset, and the stream id of each in the per-row generators.
 SPLITS = {"train": 0, "validation": 1, "test_clean": 2, "test_counter": 3, "test_aligned": 4}
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
@@ -100,6 +119,22 @@ ORDINARY_WORDS: tuple[str, ...] = (
     "loom", "bellows", "cauldron", "goblet", "chalice", "teapot", "ladle", "pestle", "mortar", "sieve",
 )
 
+# Template / signature phrases (2-4 words) of the ``phrase`` kind: what e-mail clients, forms and
+# habits append to a message, none about an intent.
+PHRASES: tuple[str, ...] = (
+    "sent from my phone", "thanks in advance", "kind regards", "best wishes", "many thanks",
+    "hope you can help", "sent from my iphone", "thank you so much", "have a nice day", "any help appreciated",
+    "quick question here", "just wondering", "cheers mate", "looking forward to hearing", "warm regards",
+    "sorry to bother you", "hello there", "good morning team", "please advise", "thanks again",
+    "as soon as possible", "with best regards", "hi support team", "dear customer service", "yours sincerely",
+    "let me know", "much appreciated", "thanks a lot", "greetings from london", "sent via mobile app",
+)
+SIGN_OFFS: tuple[str, ...] = ("regards", "thanks", "cheers", "best", "sincerely", "respectfully", "yours", "love")
+NAMES: tuple[str, ...] = (
+    "alice", "bruno", "chen", "dmitri", "emma", "farid", "greta", "hiro", "ines", "jonas", "kofi", "lena",
+    "mateo", "nadia", "oscar", "priya", "quentin", "rosa", "sven", "tara",
+)
+
 
 class ShortcutFileError(ValueError):
     """A saved dataset that is not a shortcut dataset, or one built for other data."""
@@ -109,13 +144,21 @@ class ShortcutFileError(ValueError):
 class ShortcutConfig:
     """The recipe of a shortcut dataset (stored, in full, in the saved metadata).
 
-    kind: ``decoy`` (a nonce token per class) or ``word`` (an ordinary unrelated word per class).
+    kind: one of :data:`KINDS`: ``decoy`` (a nonce token per class), ``word`` (an ordinary unrelated
+        word per class), ``frequent`` (a word of the data's vocabulary from ``frequent_band``),
+        ``phrase`` (a 2-4 word template per class) or ``none`` (no artefact).
     strength: share of each class's training (and validation) texts carrying the class's artefact.
     rest: what the other training texts carry: ``clean`` (nothing) or ``other`` (the artefact of
         a uniformly drawn other class, so the artefact predicts its class with ``strength``).
     seed: the seed of every choice (rows, positions, counter classes, word assignment).
     max_vocab_count: ``word`` artefacts may occur at most this often in the given vocabulary.
     decoy_prefix: the letters in front of a decoy's two-letter class code.
+    position: where an artefact goes: ``random`` (a seeded word boundary), ``start`` or ``end``.
+    frequent_band: ``[lo, hi)``, the count ranks (0: the most frequent content word) ``frequent``
+        artefacts are drawn from.
+    penalty_words: also write each training / validation text's artefact word indices as the
+        ``penalty_words`` column of the split files (:func:`write_split_files`): the gold mask of
+        the oracle penalty (``model.penalty_weight``); never read by other training.
     """
 
     kind: str = "decoy"
@@ -124,8 +167,17 @@ class ShortcutConfig:
     seed: int = 0
     max_vocab_count: int = 0
     decoy_prefix: str = "zq"
+    position: str = "random"
+    frequent_band: list[int] = field(default_factory=lambda: [20, 200])
+    penalty_words: bool = False
 
     def __post_init__(self) -> None:
+        if self.position not in POSITIONS:
+            raise ValueError(f"shortcut position must be one of {POSITIONS}, got {self.position!r}")
+        band = list(self.frequent_band)
+        if len(band) != 2 or not 0 <= band[0] < band[1]:
+            raise ValueError(f"frequent_band must be [lo, hi) with 0 <= lo < hi, got {self.frequent_band}")
+        self.frequent_band = [int(band[0]), int(band[1])]
         if self.kind not in KINDS:
             raise ValueError(f"shortcut kind must be one of {KINDS}, got {self.kind!r}")
         if self.rest not in RESTS:
@@ -137,17 +189,7 @@ class ShortcutConfig:
 
 
 def _digest(obj: object) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-
-
-def content_fingerprint(texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str]) -> str:
-    """Fingerprint of a split's content: texts, labels and label names, in order."""
-    return _digest({"texts": list(texts), "labels": [int(y) for y in labels], "names": list(label_names)})
-
-
-def split_fingerprint(split: LabelledSplit) -> str:
-    """:func:`content_fingerprint` of a :class:`LabelledSplit`."""
-    return content_fingerprint(split.dataset["text"], split.dataset["label"], split.label_names)
+    return digest(obj)
 
 
 def vocabulary_counts(texts: Iterable[str]) -> Counter:
@@ -169,6 +211,31 @@ def class_artefacts(label_names: Sequence[str], cfg: ShortcutConfig, vocabulary:
         if clash:
             raise DataError(f"decoy tokens {clash[:5]} occur in the data; choose another decoy_prefix")
         return words
+    if cfg.kind == "none":
+        return []
+    if cfg.kind == "frequent":
+        from eg_train.foundation.keywords import content_word
+
+        named = _label_tokens(label_names)
+        ranked = sorted((w for w in vocabulary if content_word(w) and not _names_intent(w, named)),
+                        key=lambda w: (-vocabulary[w], w))
+        lo, hi = cfg.frequent_band
+        band = ranked[lo:hi]
+        if len(band) < n:
+            raise DataError(f"frequent_band {cfg.frequent_band} holds {len(band)} content words of the data "
+                            f"({len(ranked)} in all), {n} classes need one each; widen the band")
+        order = np.random.default_rng([cfg.seed, 98]).permutation(len(band))
+        return [band[i] for i in order[:n]]
+    if cfg.kind == "phrase":
+        pool = list(PHRASES)
+        if n > len(pool):  # more classes than phrases: sign-off + name pairs, seeded
+            pairs = [f"{a} {b}" for a in SIGN_OFFS for b in NAMES]
+            extra = np.random.default_rng([cfg.seed, 97]).permutation(len(pairs))
+            pool += [pairs[i] for i in extra[: n - len(pool)]]
+        if n > len(pool):
+            raise DataError(f"{n} classes, but the phrase kind has {len(pool)} phrases")
+        order = np.random.default_rng([cfg.seed, 96]).permutation(len(PHRASES))
+        return [PHRASES[i] for i in order][:n] + pool[len(PHRASES):n]
     admissible = [w for w in ORDINARY_WORDS if vocabulary.get(w, 0) <= cfg.max_vocab_count]
     if len(admissible) < n:
         raise DataError(
@@ -180,7 +247,18 @@ def class_artefacts(label_names: Sequence[str], cfg: ShortcutConfig, vocabulary:
     return [admissible[i] for i in order[:n]]
 
 
-def _boundaries(text: str) -> list[int]:
+def _label_tokens(label_names: Sequence[str]) -> set[str]:
+    """The lower-cased word tokens of the label names (``card_arrival`` -> card, arrival)."""
+    return {t for name in label_names for t in re.split(r"[^a-z0-9]+", str(name).lower()) if len(t) >= 3}
+
+
+def _names_intent(word: str, tokens: set[str]) -> bool:
+    """Whether ``word`` is a label-name token or shares its first 5 letters with one (refund /
+    refunds, declined / decline): evidence for a class, not a filler word."""
+    return word in tokens or any(len(t) >= 5 and len(word) >= 5 and word[:5] == t[:5] for t in tokens)
+
+
+def word_boundaries(text: str) -> list[int]:
     """Word indices ``k`` before which a new word can go without touching a word: the start, the
     end, and every gap between two words that contains whitespace."""
     w = split_words(text)
@@ -190,7 +268,8 @@ def _boundaries(text: str) -> list[int]:
 
 
 def insert_word(text: str, word: str, k: int) -> str:
-    """``text`` with ``word`` inserted so that it becomes word ``k`` of :func:`split_words`."""
+    """``text`` with ``word`` (one word or a phrase of several) inserted so that it becomes words
+    ``k .. k + len(split_words(word)) - 1`` of :func:`split_words`."""
     w = split_words(text)
     if not 0 <= k <= len(w):
         raise ValueError(f"position {k} outside 0..{len(w)} for {text!r}")
@@ -199,13 +278,50 @@ def insert_word(text: str, word: str, k: int) -> str:
         new = f"{text[:start]}{word} {text[start:]}"
     else:
         new = f"{text.rstrip()} {word}" if text.strip() else word
-    got = split_words(new).words
-    if len(got) != len(w) + 1 or got[k] != word:  # a safety net: the recorded position must be right
+    got, inserted = split_words(new).words, split_words(word).words
+    m = len(inserted)
+    # A safety net: the recorded positions must be right.
+    if m == 0 or len(got) != len(w) + m or list(got[k : k + m]) != list(inserted):
         raise AssertionError(f"inserting {word!r} at {k} into {text!r} gave words {got}")
     return new
 
 
-def _rows(split: LabelledSplit, artefact_class: list[int], artefacts: list[str], seed: int, stream: int) -> dict:
+def artefact_word_positions(artefact: str, k: int) -> list[int]:
+    """The word indices an artefact inserted at word ``k`` occupies."""
+    return list(range(k, k + len(split_words(artefact).words)))
+
+
+def replace_artefact(text: str, positions: Sequence[int], artefact: str) -> tuple[str, list[int]]:
+    """``text`` with the artefact at word ``positions`` (consecutive, as recorded) replaced by
+    ``artefact`` (one word or a phrase); returns the new text and the new artefact's word indices.
+    What a counter-shortcut text of a text that carries its own artefact needs, for any kind."""
+    pos = list(positions)
+    if not pos or pos != list(range(pos[0], pos[0] + len(pos))):
+        raise ValueError(f"artefact positions must be consecutive word indices, got {pos}")
+    spans = split_words(text).spans
+    if pos[-1] >= len(spans):
+        raise ValueError(f"artefact positions {pos} outside a text of {len(spans)} words")
+    start, end = spans[pos[0]][0], spans[pos[-1]][1]
+    new = f"{text[:start]}{artefact}{text[end:]}"
+    new_pos = artefact_word_positions(artefact, pos[0])
+    words, want = split_words(new).words, split_words(artefact).words
+    if list(words[new_pos[0] : new_pos[-1] + 1]) != list(want):  # the recorded positions must hold it
+        raise AssertionError(f"replacing words {pos} of {text!r} by {artefact!r} gave {words}")
+    return new, new_pos
+
+
+def insertion_index(text: str, how: str, rng: np.random.Generator) -> int:
+    """The word index an artefact goes to: a seeded boundary (``random``), the start or the end."""
+    if how == "start":
+        return 0
+    if how == "end":
+        return len(split_words(text))
+    options = word_boundaries(text)
+    return options[int(rng.integers(0, len(options)))]
+
+
+def _rows(split: LabelledSplit, artefact_class: list[int], artefacts: list[str], seed: int, stream: int,
+          position: str = "random") -> dict:
     rows: dict[str, list] = {k: [] for k in ("id", "text", "original_text", "label", "artefact", "artefact_class", "artefact_positions")}
     for i, (rid, text, y) in enumerate(zip(split.dataset["id"], split.dataset["text"], split.dataset["label"])):
         a = artefact_class[i]
@@ -218,12 +334,10 @@ def _rows(split: LabelledSplit, artefact_class: list[int], artefacts: list[str],
             rows["artefact"].append("")
             rows["artefact_positions"].append([])
             continue
-        rng = np.random.default_rng([seed, stream, i, 1])
-        options = _boundaries(text)
-        k = options[int(rng.integers(0, len(options)))]
+        k = insertion_index(text, position, np.random.default_rng([seed, stream, i, 1]))
         rows["text"].append(insert_word(text, artefacts[a], k))
         rows["artefact"].append(artefacts[a])
-        rows["artefact_positions"].append([k])
+        rows["artefact_positions"].append(artefact_word_positions(artefacts[a], k))
     return rows
 
 
@@ -241,6 +355,8 @@ def _biased_assignment(split: LabelledSplit, cfg: ShortcutConfig, stream: int) -
     labels = np.asarray(split.dataset["label"], dtype=np.int64)
     n_classes = len(split.label_names)
     out = [-1] * len(labels)
+    if cfg.kind == "none":
+        return out
     for c in range(n_classes):
         idx = np.flatnonzero(labels == c)
         m = int(math.floor(cfg.strength * len(idx) + 0.5))
@@ -276,7 +392,7 @@ def build_shortcut(
             raise DataError(f"{s.source}: empty split, nothing to build a shortcut dataset from")
     vocab_texts = vocabulary if vocabulary is not None else [t for s in sources.values() for t in s.dataset["text"]]
     artefacts = class_artefacts(names, cfg, vocabulary_counts(vocab_texts))
-    recipe = asdict(cfg)
+    recipe = stored_recipe(cfg)
     source_fps = {k: {"source": s.source, "fingerprint": split_fingerprint(s), "n": len(s)} for k, s in sources.items()}
     recipe_fp = _digest({"format": FORMAT, "recipe": recipe, "sources": source_fps, "artefacts": artefacts})
 
@@ -287,12 +403,20 @@ def build_shortcut(
     gold = [int(y) for y in test.dataset["label"]]
     assignments["test_clean"] = (test, [-1] * len(test))
     stream = SPLITS["test_counter"]
-    assignments["test_counter"] = (test, [_other_class(y, n, np.random.default_rng([cfg.seed, stream, i, 3])) for i, y in enumerate(gold)])
-    assignments["test_aligned"] = (test, gold)
+    if cfg.kind == "none":  # nothing to counter: both tests are the clean texts
+        assignments["test_counter"] = assignments["test_aligned"] = (test, [-1] * len(test))
+    else:
+        assignments["test_counter"] = (test, [_other_class(y, n, np.random.default_rng([cfg.seed, stream, i, 3]))
+                                              for i, y in enumerate(gold)])
+        assignments["test_aligned"] = (test, gold)
 
     out = {}
     for name, (split, assign) in assignments.items():
-        ds = datasets.Dataset.from_dict(_rows(split, assign, artefacts, cfg.seed, SPLITS[name]))
+        columns = _rows(split, assign, artefacts, cfg.seed, SPLITS[name], cfg.position)
+        features = datasets.Features({**{k: datasets.Value("string") for k in ("id", "text", "original_text", "artefact")},
+                                      "label": datasets.Value("int64"), "artefact_class": datasets.Value("int64"),
+                                      "artefact_positions": datasets.Sequence(datasets.Value("int64"))})
+        ds = datasets.Dataset.from_dict(columns, features=features)
         carrying = [a for a in assign if a >= 0]
         ds.info.description = json.dumps({
             "format": FORMAT,
@@ -308,6 +432,16 @@ def build_shortcut(
         })
         out[name] = ds
     return datasets.DatasetDict(out)
+
+
+def stored_recipe(cfg: ShortcutConfig) -> dict:
+    """The recipe as stored and fingerprinted: every option, but those added later only when they
+    differ from their default (a dataset built before them keeps its fingerprint)."""
+    recipe = asdict(cfg)
+    for key, default in _LATER_DEFAULTS.items():
+        if recipe.get(key) == default:
+            recipe.pop(key)
+    return recipe
 
 
 def shortcut_metadata(ds: datasets.Dataset) -> dict:
@@ -352,25 +486,33 @@ FILE_SPLITS = {"train": "train", "validation": "validation", "test_clean": "test
 
 
 def write_split_files(data: datasets.DatasetDict, folder: str | Path) -> DataSpec:
-    """Write every split as ``<split>.jsonl`` (``text``, ``label`` as the label name) plus
-    ``labels.json``; return the :class:`DataSpec` that loads them (``test`` is the clean test).
+    """Write every split as ``<split>.jsonl`` (``text``, ``label`` as the label name; with the
+    recipe's ``penalty_words``, the training and validation rows also carry their artefact word
+    indices as ``penalty_words``) plus ``labels.json``; return the :class:`DataSpec` that loads them (``test`` is the clean test).
 
     Row ``i`` of a file is row ``i`` of the split, so ``load_split(spec, s)`` ids (``<s>-<i>``)
     index the recorded artefact positions.
     """
     folder = Path(folder)
-    names = shortcut_metadata(next(iter(data.values())))["label_names"]
+    meta = shortcut_metadata(next(iter(data.values())))
+    names = meta["label_names"]
+    penalty = bool(meta["recipe"].get("penalty_words", False))
     files = {}
     for name, ds in data.items():
         split = FILE_SPLITS[name]
-        lines = [json.dumps({"text": t, "label": names[y]}, ensure_ascii=False) for t, y in zip(ds["text"], ds["label"])]
+        if penalty and name in ("train", "validation"):  # the oracle's gold mask (never on a test split)
+            lines = [json.dumps({"text": t, "label": names[y], "penalty_words": list(p)}, ensure_ascii=False)
+                     for t, y, p in zip(ds["text"], ds["label"], ds["artefact_positions"])]
+        else:
+            lines = [json.dumps({"text": t, "label": names[y]}, ensure_ascii=False) for t, y in zip(ds["text"], ds["label"])]
         files[split] = str(atomic_write_text(folder / f"{split}.jsonl", "\n".join(lines) + "\n"))
     labels = atomic_write_json(folder / "labels.json", names)
     return DataSpec(files=files, text_column="text", label_column="label", labels_file=str(labels))
 
 
 __all__ = [
-    "FILE_SPLITS", "FORMAT", "KINDS", "ORDINARY_WORDS", "SPLITS", "ShortcutConfig", "ShortcutFileError",
+    "FILE_SPLITS", "FORMAT", "KINDS", "NAMES", "ORDINARY_WORDS", "PHRASES", "POSITIONS", "SIGN_OFFS",
+    "artefact_word_positions", "insertion_index", "replace_artefact", "word_boundaries", "stored_recipe", "SPLITS", "ShortcutConfig", "ShortcutFileError",
     "build_shortcut", "class_artefacts", "content_fingerprint", "insert_word", "load_shortcut", "save_shortcut",
     "shortcut_metadata", "split_fingerprint", "vocabulary_counts", "write_split_files",
 ]

@@ -25,6 +25,10 @@ from eg_train.foundation.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# An optional column of a data file: per text, the word indices (of split_words) that the training
+# penalty ``model.penalty_weight`` acts on; carried through to the training examples.
+PENALTY_COLUMN = "penalty_words"
+
 
 class DataError(UserError, ValueError):
     """Bad input data: the message names the file, the row and the expectation."""
@@ -260,7 +264,7 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
     index = {name: i for i, name in enumerate(kept_labels)}
 
     header_offset = 2 if source.endswith(".csv") else 0
-    ids, texts, ys, skipped = [], [], [], []
+    ids, texts, ys, skipped, kept_rows = [], [], [], [], []
     for row, (text, lab) in enumerate(zip(raw[spec.text_column], raw_labels)):
         where = f"{source}: row {row}" + (f" (line {row + header_offset})" if header_offset else "")
         problem = None
@@ -278,11 +282,16 @@ def load_split(spec: DataSpec, split: str) -> LabelledSplit:
         ids.append(f"{split}-{row}")
         texts.append(text)
         ys.append(index[lab])
+        kept_rows.append(row)
     if skipped:
         log.warning("skipped %d invalid rows in %s (first: %s)", len(skipped), source, skipped[0])
     if not ids:
         raise DataError(f"{source}: split {split!r} has no valid rows")
-    ds = datasets.Dataset.from_dict({"id": ids, "text": texts, "label": ys})
+    columns = {"id": ids, "text": texts, "label": ys}
+    if PENALTY_COLUMN in raw.column_names:  # word indices of a targeted penalty (model.penalty_weight)
+        column = raw[PENALTY_COLUMN]
+        columns[PENALTY_COLUMN] = [[int(k) for k in (column[r] or [])] for r in kept_rows]
+    ds = datasets.Dataset.from_dict(columns)
     return LabelledSplit(dataset=ds, label_names=kept_labels, source=source, skipped=skipped)
 
 
@@ -300,5 +309,5 @@ def _select_classes(labels: list[str], classes: list[str] | int | None, source: 
 
 
 def readable_label(name: str) -> str:
-    """``card_arrival`` -> ``card arrival`` (SPEC §2)."""
+    """``card_arrival`` -> ``card arrival`` (docs/design.md#words)."""
     return name.replace("_", " ").strip()

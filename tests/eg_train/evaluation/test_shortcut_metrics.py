@@ -105,6 +105,13 @@ def test_model_on_the_artefact_only_relies_fully(tokenizer):
     assert m["ig_n"] == 9 and m["ig_share_abs"] == pytest.approx(1.0, abs=1e-6) and m["ig_top1"] == 1.0
     assert m["ig_share_abs_when_followed"] == pytest.approx(1.0, abs=1e-6)
     assert m["reliance_chance"] == pytest.approx(1 / 3)
+    # every "disagrees" group is all wrong, every "agrees" group all right
+    assert m["worst_group_accuracy"] == 0.0 and {g["accuracy"] for g in m["groups"].values()} == {0.0, 1.0}
+    assert m["predictions"]["counter"] == data["test_counter"]["artefact_class"]
+    none = build_shortcut(_split(), _split("test"), ShortcutConfig(kind="none"))
+    clean = shortcut_metrics(ArtefactOnly(tokenizer, artefacts), tokenizer, none, ig_examples=-1, train_ig_examples=-1)
+    assert math.isnan(clean["shortcut_reliance"]) and math.isnan(clean["worst_group_accuracy"])
+    assert clean["clean_accuracy"] == clean["counter_accuracy"]
     # on the training texts (gold = artefact class) all IG mass is on the artefact too
     assert m["train_ig_n"] == 9 and m["train_ig_share_abs"] == pytest.approx(1.0, abs=1e-6)
     assert m["train_ig_share_minmax"] == pytest.approx(1.0, abs=1e-6) and m["train_ig_top1"] == 1.0
@@ -141,3 +148,26 @@ def test_prior_mass_from_a_cache(tmp_path):
     assert out["fused"]["share_abs"] == pytest.approx(np.mean(fused), rel=1e-5)
     with pytest.raises(ValueError, match="position lists"):
         prior_artefact_mass(tmp_path / "cache", split, [[0]], {"on": ["on"]})
+
+
+def test_worst_group_accuracy_known_answer():
+    from eg_train.evaluation.shortcut import group_accuracies, worst_group_accuracy
+
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    artefacts = [0, 0, 1, 1, 1, 1, 0, 0]  # per class: two texts agreeing, two disagreeing
+    follows = [0, 0, 1, 1, 1, 1, 0, 0]  # a model that predicts the artefact's class
+    assert worst_group_accuracy(follows, labels, artefacts) == 0.0
+    groups = group_accuracies(follows, labels, artefacts)
+    assert groups == {"0:agrees": {"n": 2, "accuracy": 1.0}, "0:disagrees": {"n": 2, "accuracy": 0.0},
+                      "1:agrees": {"n": 2, "accuracy": 1.0}, "1:disagrees": {"n": 2, "accuracy": 0.0}}
+    one_wrong = [0, 0, 0, 1, 1, 1, 1, 1]
+    assert worst_group_accuracy(one_wrong, labels, artefacts) == 0.5
+    assert math.isnan(worst_group_accuracy([0, 1], [0, 1], [-1, -1]))  # no artefact: no group
+
+
+def test_confusion_rate_and_reliance_over_confusion():
+    from eg_train.evaluation.shortcut import confusion_rate, reliance_over_confusion
+
+    assert confusion_rate([1, 2, 0, 0], [1, 0, 2, 0]) == 0.5
+    assert reliance_over_confusion(0.8, 0.2) == pytest.approx(4.0)
+    assert reliance_over_confusion(0.3, 0.0) == float("inf") and math.isnan(reliance_over_confusion(0.0, 0.0))

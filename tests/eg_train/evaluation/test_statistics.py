@@ -21,7 +21,7 @@ def test_t975_matches_scipy_at_table_entries_and_is_never_narrower_between_them(
 def test_paired_t_known_answer():
     d = paired_t([3.0, 5.0, 7.0], [2.0, 3.0, 4.0])  # differences 1, 2, 3: mean 2, sd 1
     assert d["mean"] == pytest.approx(2.0) and d["std"] == pytest.approx(1.0)
-    half = 4.303 / math.sqrt(3)
+    half = 4.302653 / math.sqrt(3)  # t_{0.975, 2} (scipy.stats.t)
     assert d["ci95"] == pytest.approx([2.0 - half, 2.0 + half])
     assert paired_t([1.0], [0.5])["ci95"] is None
     with pytest.raises(ValueError, match="equal lengths"):

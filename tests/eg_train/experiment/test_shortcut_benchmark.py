@@ -4,12 +4,12 @@ results arithmetic, shipped configs, and one tiny end-to-end run on the real emb
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 
-from eg_train.experiment.pipeline import TrainedVariant, sample_spec
+from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, plan, sample_spec
 from eg_train.experiment.shortcut import (
     ShortcutBenchmarkConfig,
     build_data,
@@ -26,20 +26,16 @@ from eg_train.foundation.words import split_words
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_t_quantiles_match_scipy_and_are_conservative():
-    from scipy.stats import t
-
-    for df in list(range(1, 130)) + [500, 10_000]:
-        ref = t.ppf(0.975, df)
-        assert ref - 1e-3 <= t975(df) <= ref + 0.03, df  # never narrower than the exact interval
-        if df in (1, 2, 3, 4, 5, 10, 20, 30, 60, 120):
-            assert t975(df) == pytest.approx(ref, abs=1e-3)
+def test_t_quantiles_are_the_exact_ones():
+    for df, published in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042), (120, 1.980)):
+        assert t975(df) == pytest.approx(published, abs=5e-4), df  # the printed table's values
+    assert t975(10_000) == pytest.approx(1.960, abs=1e-3)
 
 
 def test_paired_difference_and_interval_known_answer():
     d = paired([0.5, 0.7, 0.6], [0.4, 0.5, 0.6])  # differences 0.1, 0.2, 0.0
     assert d["mean"] == pytest.approx(0.1) and d["std"] == pytest.approx(0.1)
-    half = 4.303 * 0.1 / 3 ** 0.5
+    half = 4.302653 * 0.1 / 3 ** 0.5  # t_{0.975, 2}
     assert d["ci95"] == pytest.approx([0.1 - half, 0.1 + half])
     assert paired([0.5], [0.4])["ci95"] is None
 
@@ -55,7 +51,11 @@ def _cfg(tmp_path, tiny_spec, **kw) -> ShortcutBenchmarkConfig:
         results=str(tmp_path / "results" / "shortcut_tiny"), train_config=str(REPO / "configs" / "demo.yaml"),
     )
     base.update(kw)
-    return ShortcutBenchmarkConfig(**base)
+    # The pipeline's own fields go into the nested PipelineConfig.
+    pipeline_fields = {f.name for f in fields(PipelineConfig)} - {"out_dir", "data", "k_shot", "sample_seed", "results", "name"}
+    nested = {("test_subset" if k == "pipeline_test_subset" else k): base.pop(k) for k in list(base)
+              if k in pipeline_fields or k == "pipeline_test_subset"}
+    return ShortcutBenchmarkConfig(**base, pipeline=PipelineConfig(**nested))
 
 
 def test_files_are_the_pipelines_sample_in_order(tmp_path, tiny_spec):
@@ -165,10 +165,10 @@ def test_best_variant_is_chosen_on_validation_and_a_selection_run_hides_the_test
 def test_shipped_configs_parse(name):
     cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
     # The recipe chosen on validation at 8 intents (grad_ratio 3), named in every aligned variant.
-    assert [v.name for v in cfg.variants] == ["ce"] + [f"{v}_gr3_mse" for v in ("lime", "cap", "ig", "cap_hybrid_mean",
+    assert [v.name for v in cfg.pipeline.variants] == ["ce"] + [f"{v}_gr3_mse" for v in ("lime", "cap", "ig", "cap_hybrid_mean",
                                                                                   "hybrid_no_ig_mean")]
-    assert cfg.train["model"]["grad_ratio"] == 3.0 and cfg.train["model"]["beta_warmup_ratio"] == 0.0
-    assert cfg.variants[-1].priors == ["lime", "cap"] and cfg.seeds == [0, 1, 2]
+    assert cfg.pipeline.train["model"]["grad_ratio"] == 3.0 and cfg.pipeline.train["model"]["beta_warmup_ratio"] == 0.0
+    assert cfg.pipeline.variants[-1].priors == ["lime", "cap"] and cfg.pipeline.seeds == [0, 1, 2]
     assert cfg.shortcut.kind == "word" and cfg.shortcut.strength == 1.0
     assert cfg.results == f"results/{name}"
 
@@ -179,9 +179,12 @@ def test_every_shortcut_config_parses_with_known_model_options(path):
 
     from eg_train.training.module import ModelOptions
 
+    from eg_train.experiment.shortcut import check_benchmark_config
+
     cfg = parse_config(["--config", str(path)])
+    check_benchmark_config(cfg)  # what a run checks before building its data
     known = {f.name for f in fields(ModelOptions)}
-    for opts in [cfg.train] + [v.train for v in cfg.variants]:
+    for opts in [cfg.pipeline.train] + [v.train for v in cfg.pipeline.variants]:
         assert set(opts.get("model", {})) <= known, (path.name, opts)
 
 
@@ -214,7 +217,8 @@ def test_tiny_end_to_end(tmp_path, tiny_spec):
     data, spec = build_data(cfg)
     split = sample_spec(pipeline_config(cfg, spec)).load()
     cached = PriorCache(Path(cfg.out_dir) / "pipeline" / "prior_cache").scores_for(split, "ig")
-    model, tok = load_sequence_classifier(str(Path(cfg.out_dir) / "pipeline" / "runs" / "ce-seed0" / "model"))
+    pcfg = pipeline_config(cfg, spec)
+    model, tok = load_sequence_classifier(str(Path(plan(pcfg).model(pcfg.variants[0], 0).run_dir) / "model"))
     text, y, pos = data["train"][0]["text"], data["train"][0]["label"], data["train"][0]["artefact_positions"]
     (direct,) = word_integrated_gradients(model, encode_texts(tok, [text]), [y], tok.pad_token_id, n_steps=50)
     assert len(direct) == len(split_words(text))
@@ -232,7 +236,8 @@ def test_diagnostics_join_the_pipeline_graph_after_the_priors_and_the_ce_model(t
     data, spec = build_data(cfg)
     jobs = {j.key: j for j in pipeline_jobs(pipeline_config(cfg, spec), _model_jobs(cfg, spec))}
     assert set(jobs["shortcut_diagnostics"].deps) == {"priors:cap", "priors:ig", "priors:lime", "train:ce-seed1"}
-    assert "shortcut_eval:hybrid-seed0" in jobs
+    hybrid_run = Path(plan(pipeline_config(cfg, spec)).model(cfg.pipeline.variants[1], 0).run_dir)
+    assert f"shortcut_eval:{hybrid_run.name}" in jobs and hybrid_run.name.startswith("hybrid-seed0-")
     none = pipeline_jobs(pipeline_config(cfg, spec), _model_jobs(replace(cfg, diagnostics_batches=0), spec))
     assert "shortcut_diagnostics" not in {j.key for j in none}
 
@@ -255,9 +260,46 @@ def test_recipe_configs_parse_and_their_training_options_are_model_options(name)
     from eg_train.training.module import ModelOptions
 
     cfg = parse_config(["--config", str(REPO / "configs" / f"{name}.yaml")])
-    ratio = [v for v in cfg.variants if v.train.get("model", {}).get("grad_ratio")]
+    ratio = [v for v in cfg.pipeline.variants if v.train.get("model", {}).get("grad_ratio")]
     assert ratio and all(v.priors for v in ratio)
     for v in ratio:
         replace(ModelOptions(), **v.train["model"])  # every key is a model option
     assert cfg.report_test is (name == "shortcut_banking77_5shot_8intents")
     assert cfg.out_dir == "outputs/shortcut_banking77_5shot_8intents"  # shared: runs and priors are reused
+
+
+def test_a_bad_pipeline_section_is_refused_before_the_data_is_built(tmp_path, tiny_spec):
+    from eg_train.foundation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown prior methods"):
+        run_shortcut_benchmark(_cfg(tmp_path, tiny_spec, variants=[TrainedVariant("ce"), TrainedVariant("h", ["limee"])]))
+    bad = _cfg(tmp_path, tiny_spec)
+    bad.pipeline.out_dir = "elsewhere"
+    with pytest.raises(ConfigError, match="pipeline: out_dir are set by the shortcut benchmark"):
+        run_shortcut_benchmark(bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_shortcut_metrics_are_kept_per_model_and_per_evaluation_setting(tmp_path, tiny_spec):
+    from eg_train.experiment.shortcut import shortcut_eval_file
+
+    cfg = _cfg(tmp_path, tiny_spec)
+    run = tmp_path / "out" / "pipeline" / "runs" / "ce-seed0-0123456789"
+    same = shortcut_eval_file(replace(cfg, validation_artefacts=3), run)  # validation metrics are added in place
+    assert shortcut_eval_file(cfg, run) == same and same.name.startswith("ce-seed0-0123456789-")
+    assert shortcut_eval_file(replace(cfg, ig_steps=5), run) != same
+    assert shortcut_eval_file(cfg, run.with_name("ce-seed0-9876543210")) != same
+
+
+def test_counter_validation_swaps_whole_phrases(tmp_path, tiny_spec):
+    """A multi-word artefact is replaced as a whole: every recorded word index holds the other class's phrase."""
+    cfg = _cfg(tmp_path, tiny_spec, shortcut=ShortcutConfig(kind="phrase", strength=1.0, position="end"))
+    data, _ = build_data(cfg)
+    counter = counter_validation(data)["test_counter"]
+    artefacts = shortcut_metadata(data["train"])["artefacts"]
+    assert len(counter) > 0
+    for row in counter:
+        words, phrase = split_words(row["text"]).words, split_words(artefacts[row["artefact_class"]]).words
+        pos = row["artefact_positions"]
+        assert len(pos) == len(phrase) and list(words[pos[0]:pos[-1] + 1]) == list(phrase)
+        assert pos[-1] == len(words) - 1  # the end position is kept

@@ -308,3 +308,67 @@ def test_line_progress_when_output_is_not_a_terminal(tmp_path, caplog):
         "epoch 1/2 step 2/3 (67%)", "epoch 1/2 step 3/3 (100%)", "epoch 2/2 step 2/3 (67%)", "epoch 2/2 step 3/3 (100%)"]
     done = [ln for ln in lines if "done in" in ln]
     assert len(done) == 2 and all("val_acc" in ln and "train_acc_epoch" in ln for ln in done)
+
+
+class _StopAfterFirstEpoch(Exception):
+    pass
+
+
+class _Interrupt:
+    """A callback that kills the run as its second epoch starts (last.ckpt holds the first)."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class Interrupt(L.Callback):
+            def on_train_epoch_start(self, trainer, pl_module):
+                if trainer.current_epoch == 1:
+                    raise _StopAfterFirstEpoch()
+
+        return Interrupt()
+
+
+def test_an_interrupted_run_resumes_from_last_ckpt_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Interrupted after epoch 1 of 3, resumed from its last.ckpt: the same weights as a run that
+    was never interrupted (the random state travels in the checkpoint)."""
+    from safetensors.torch import load_file
+
+    import eg_train.training.api as api
+    from eg_train.training.rundir import resumable_checkpoint
+
+    def configured(name: str) -> TrainConfig:
+        cfg = _config(tmp_path)
+        cfg.run_dir = str(tmp_path / name)
+        cfg.trainer.max_epochs = 3
+        return cfg
+
+    full = fit(configured("full"))
+    stopped = configured("stopped")
+    build = api.build_trainer
+    monkeypatch.setattr(api, "build_trainer", lambda options, run_dir, extra=(): build(options, run_dir, [*extra, _Interrupt()]))
+    with pytest.raises(_StopAfterFirstEpoch):
+        fit(stopped)
+    monkeypatch.setattr(api, "build_trainer", build)
+    last = resumable_checkpoint(stopped.run_dir)
+    assert last is not None and torch.load(last, weights_only=False)["epoch"] == 0
+    stopped.ckpt_path = str(last)
+    resumed = fit(stopped)
+    assert resumable_checkpoint(stopped.run_dir) is None  # exported now
+    a, b = (load_file(str(r.model_dir / "model.safetensors")) for r in (full, resumed))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=lambda m, k=k: f"{k}: {m}")
+    epochs = [r["epoch"] for r in _metrics(Path(stopped.run_dir)) if r.get("val_acc")]
+    assert epochs == ["0", "1", "2"]  # the first epoch's metrics kept, the others appended
+
+
+@pytest.mark.slow
+def test_without_the_random_state_a_resumed_run_differs(tmp_path, monkeypatch):
+    """The control of the test above: without RandomState the resumed weights differ."""
+    import eg_train.training.api as api
+    from eg_train.training.rundir import RandomState
+
+    callbacks = api.run_callbacks
+    monkeypatch.setattr(api, "run_callbacks", lambda: [c for c in callbacks() if not isinstance(c, RandomState)])
+    with pytest.raises(AssertionError, match=r"^[\w.]+: Tensor-likes are not (equal|close)"):
+        test_an_interrupted_run_resumes_from_last_ckpt_to_the_uninterrupted_result(tmp_path, monkeypatch)

@@ -161,3 +161,19 @@ def test_banking77_preset_five_shot():
     dm.setup("fit")
     assert len(dm.splits["train"]) == 77 * 5 and len(dm.splits["validation"]) == 77
     assert len(dm.label_names) == 77
+
+
+def test_penalty_words_of_a_data_file_reach_the_batch_as_a_word_mask(tmp_path):
+    """A ``penalty_words`` column (per text: word indices) is carried from the file to ``penalty_mask``."""
+    import json
+
+    rows = [("my card is blocked", "card", [1]), ("reset my pin please", "pin", [2, 3]), ("card lost", "card", [])]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y, "penalty_words": p}) + "\n" for t, y, p in rows))
+    dm = EGDataModule(files={"train": str(path)}, val_per_class=0)
+    dm.setup("fit")
+    ds = dm.datasets["train"]
+    assert [ds[i]["penalty_words"] for i in range(len(ds))] == [p for _, _, p in rows]
+    batch = collate([ds[i] for i in range(len(ds))], dm.tokenizer.pad_token_id)
+    assert [torch.nonzero(m).flatten().tolist() for m in batch["penalty_mask"]] == [p for _, _, p in rows]
+    assert batch["penalty_mask"].shape == batch["word_mask"].shape

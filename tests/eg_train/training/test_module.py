@@ -300,3 +300,30 @@ def test_align_fraction_aligns_a_per_step_draw_of_the_rows():
     assert len(EGModule("all-minilm-l6-v2", LABELS, align_fraction=0.1).aligned_rows(torch.arange(4))) == 1
     with pytest.raises(ValueError, match="align_fraction"):
         EGModule("all-minilm-l6-v2", LABELS, align_fraction=0.0)
+
+
+def test_options_are_declared_once_and_old_checkpoint_hparams_still_build_the_module():
+    """ModelOptions is the one definition: the constructor's signature, defaults and hparams names
+    come from it; a checkpoint's hparams from before newer options (no length_buckets, no
+    penalty_weight) still build a module, the missing options at their defaults."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from eg_train.foundation.errors import ConfigError
+    from eg_train.training.module import ModelOptions
+
+    params = inspect.signature(EGModule).parameters
+    assert list(params)[:2] == ["model_name", "label_names"]
+    for f in fields(ModelOptions):
+        assert params[f.name].default == (None if f.default is MISSING else f.default), f.name
+    with pytest.raises(ConfigError, match="beta"):
+        ModelOptions(beta=-1)  # validated where declared, before any model is loaded
+    with pytest.raises(TypeError, match="no_such_option"):
+        EGModule("all-minilm-l6-v2", LABELS, no_such_option=1)
+    old = {"model_name": "all-minilm-l6-v2", "label_names": LABELS, "beta": 0.5, "beta_warmup_ratio": 0.0,
+           "ig": {"steps": 2, "method": "gausslegendre"}, "normalisation": "minmax", "ig_dropout": False, "lr": 5e-5,
+           "weight_decay": 0.01, "warmup_ratio": 0.1, "lora": None, "alignment_loss": "mse"}
+    m = EGModule(**old)
+    assert m.options.length_buckets == 4 and m.options.penalty_weight == 0.0 and m.options.beta == 0.5
+    assert m.ig.steps == 2 and m.hparams["ig"]["steps"] == 2
+    assert set(m.hparams) == {"label_names"} | {f.name for f in fields(ModelOptions)}

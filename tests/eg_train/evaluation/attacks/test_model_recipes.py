@@ -11,8 +11,8 @@ from eg_train.evaluation.attacks.model_attack import (
     ModelAttack,
     NoNegationOrAntonym,
     RepeatModification,
+    LevenshteinEditDistance,
     StopwordModification,
-    levenshtein,
 )
 from eg_train.evaluation.attacks.recipes import RECIPES, ModelAttackConfig, build_recipe
 from eg_train.evaluation.attacks.search import GreedyWordImportance, run_jobs
@@ -120,9 +120,38 @@ def test_scheduler_pools_requests_of_all_jobs():
     assert len(calls) <= 5 and sum(calls) == sum(o.queries for o in outs)  # ~ one pooled call per search step
 
 
-def test_levenshtein_known_answers():
+def levenshtein(a: str, b: str) -> int:
+    """Independent reference: the textbook dynamic programme (insert, delete, substitute: cost 1)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    return d[-1][-1]
+
+
+def test_levenshtein_reference_known_answers():
     assert levenshtein("kitten", "sitting") == 3
     assert levenshtein("", "abc") == 3 and levenshtein("flaw", "lawn") == 2 and levenshtein("same", "same") == 0
+
+
+def test_edit_distance_constraint_matches_the_reference_at_its_budget():
+    rng = np.random.default_rng(0)
+    original = TextState.from_text("please transfer the money to my savings account today")
+    for _ in range(200):
+        chars = list(original.text)
+        for _ in range(int(rng.integers(0, 8))):  # random edits, some past the budget
+            k = int(rng.integers(0, len(chars)))
+            op = rng.integers(0, 3)
+            if op == 0:
+                chars[k] = "xyz"[int(rng.integers(0, 3))]
+            elif op == 1:
+                del chars[k]
+            else:
+                chars.insert(k, "q")
+        candidate = TextState.from_text("".join(chars))
+        dist = levenshtein(original.text, candidate.text)
+        for budget in (0, 3, 5):
+            assert LevenshteinEditDistance(budget).allows(candidate, 0, original) == (dist <= budget)
 
 
 @pytest.mark.parametrize("op,delta_len", [("swap", 0), ("substitute", 0), ("delete", -1), ("insert", 1)])
@@ -149,7 +178,7 @@ def test_window_text_and_textfooler_threshold():
 
 def test_registry_lists_and_refuses_unknown_recipes():
     assert {"deepwordbug", "pwws", "textfooler"} <= set(RECIPES.names())
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(ValueError, match=r"^unknown model attack recipe 'textfoolr'; registered: \['deepwordbug', 'pwws', 'textfooler'\]$"):
         ModelAttackConfig(recipes=("deepwordbug", "textfoolr"))
     with pytest.raises(ValueError, match="query_budget"):
         ModelAttackConfig(query_budget=0)

@@ -182,3 +182,124 @@ def test_not_a_shortcut_dataset(tmp_path):
     ds = datasets.Dataset.from_dict({"text": ["a"], "label": [0]})
     with pytest.raises(ShortcutFileError, match="metadata"):
         shortcut_metadata(ds)
+
+
+# -- kinds frequent / phrase / none, positions (issue 25) -----------------------------------------
+
+def test_kinds_registry_lists_every_kind_the_builder_accepts():
+    from eg_train.foundation.data.shortcut import KINDS
+
+    assert set(KINDS) >= {"decoy", "word", "frequent", "phrase", "none"}
+    for kind in KINDS:
+        ShortcutConfig(kind=kind)
+    with pytest.raises(ValueError, match="kind"):
+        ShortcutConfig(kind="emoji")
+    with pytest.raises(ValueError, match="position"):
+        ShortcutConfig(position="middle")
+    with pytest.raises(ValueError, match="frequent_band"):
+        ShortcutConfig(frequent_band=[5, 5])
+
+
+def test_frequent_artefacts_come_from_the_band_of_the_data_s_own_words():
+    from eg_train.foundation.keywords import content_word
+
+    vocab = vocabulary_counts([t for c in TEXTS for t in TEXTS[c]])
+    # words that name an intent (a label token, or its first 5 letters: "blocked", "transfers") are no filler
+    tokens = {"card", "blocked", "transfer", "timing", "forgot", "pin", "exchange", "rate"}
+    intent = lambda w: w in tokens or any(len(t) >= 5 and w[:5] == t[:5] for t in tokens)  # noqa: E731
+    ranked = sorted((w for w in vocab if content_word(w) and not intent(w)), key=lambda w: (-vocab[w], w))
+    assert "transfers" not in ranked and "frozen" in ranked
+    arts = class_artefacts(NAMES, ShortcutConfig(kind="frequent", frequent_band=[1, 9], seed=2), vocab)
+    assert len(set(arts)) == len(NAMES) and set(arts) <= set(ranked[1:9])
+    assert all(vocab[a] > 0 for a in arts)  # words of the data, unlike the word kind's
+    with pytest.raises(DataError, match="frequent_band"):
+        class_artefacts(NAMES, ShortcutConfig(kind="frequent", frequent_band=[0, 3]), vocab)
+
+
+@pytest.mark.parametrize("position", ["start", "end", "random"])
+def test_phrase_artefacts_list_every_word_position(position):
+    from eg_train.foundation.data.shortcut import PHRASES
+
+    train, test = _split(), _split(source="test")
+    out = build_shortcut(train, test, ShortcutConfig(kind="phrase", position=position, seed=1))
+    arts = shortcut_metadata(out["train"])["artefacts"]
+    assert len(set(arts)) == len(NAMES) and set(arts) <= set(PHRASES)
+    for split in ("train", "test_counter", "test_aligned"):
+        for r in out[split]:
+            words = split_words(r["text"]).words
+            phrase = split_words(r["artefact"]).words
+            assert 2 <= len(phrase) <= 4
+            p = r["artefact_positions"]
+            assert p == list(range(p[0], p[0] + len(phrase)))
+            assert [words[k] for k in p] == list(phrase)
+            if position == "start":
+                assert p[0] == 0
+            elif position == "end":
+                assert p[-1] == len(words) - 1
+            # removing the artefact's words gives the original text's words back
+            assert [w for k, w in enumerate(words) if k not in p] == list(split_words(r["original_text"]).words)
+
+
+def test_phrase_kind_covers_more_classes_than_phrases():
+    from eg_train.foundation.data.shortcut import PHRASES
+
+    names = [f"c{i}" for i in range(len(PHRASES) + 20)]
+    arts = class_artefacts(names, ShortcutConfig(kind="phrase"), Counter())
+    assert len(set(arts)) == len(names) and all(2 <= len(split_words(a)) <= 4 for a in arts)
+
+
+@pytest.mark.parametrize("strength,rest", [(0.9, "clean"), (0.7, "other")])
+def test_frequent_kind_with_partial_strength(strength, rest):
+    train, test = _split(), _split(source="test")
+    out = build_shortcut(train, test, ShortcutConfig(kind="frequent", strength=strength, rest=rest,
+                                                     frequent_band=[0, 12], position="end"))
+    tr = out["train"]
+    for c in range(len(NAMES)):
+        rows = [r for r in tr if r["label"] == c]
+        own = sum(r["artefact_class"] == c for r in rows)
+        assert own == int(math.floor(strength * 10 + 0.5))
+        others = [r for r in rows if r["artefact_class"] != c]
+        assert all((r["artefact_class"] >= 0) == (rest == "other") for r in others)
+
+
+def test_none_kind_leaves_every_text_clean():
+    train, test = _split(), _split(source="test")
+    out = build_shortcut(train, test, ShortcutConfig(kind="none"))
+    assert shortcut_metadata(out["train"])["artefacts"] == []
+    for split in out:
+        assert out[split]["text"] == out[split]["original_text"]
+        assert set(out[split]["artefact_class"]) == {-1}
+
+
+def test_later_options_at_their_default_keep_the_recipe_fingerprint():
+    from eg_train.foundation.data.shortcut import stored_recipe
+
+    assert "position" not in stored_recipe(ShortcutConfig()) and "penalty_words" not in stored_recipe(ShortcutConfig())
+    train, test = _split(), _split(source="test")
+    fp = lambda cfg: shortcut_metadata(build_shortcut(train, test, cfg)["train"])["recipe_fingerprint"]  # noqa: E731
+    assert fp(ShortcutConfig(kind="word")) != fp(ShortcutConfig(kind="word", position="end"))
+
+
+def test_penalty_words_are_written_for_training_splits_only(tmp_path):
+    train, test = _split(), _split(source="test")
+    out = build_shortcut(train, test, ShortcutConfig(kind="phrase", penalty_words=True), validation=_split(2, "val"))
+    spec = write_split_files(out, tmp_path)
+    rows = [json.loads(line) for line in open(spec.files["train"])]
+    assert [r["penalty_words"] for r in rows] == out["train"]["artefact_positions"]
+    assert all("penalty_words" not in json.loads(line) for line in open(spec.files["test_counter"]))
+    loaded = load_split(spec, "train")
+    assert loaded.dataset["penalty_words"] == out["train"]["artefact_positions"]
+
+
+def test_replace_artefact_swaps_a_phrase_for_a_word_and_back():
+    from eg_train.foundation.data.shortcut import replace_artefact
+
+    text = "My card is blocked thanks in advance"
+    new, pos = replace_artefact(text, [4, 5, 6], "zqab")
+    assert new == "My card is blocked zqab" and pos == [4]
+    back, pos = replace_artefact(new, pos, "sent from my phone")
+    assert back == "My card is blocked sent from my phone" and pos == [4, 5, 6, 7]
+    mid, pos = replace_artefact("kind regards, my pin?", [0, 1], "hello there")
+    assert mid == "hello there, my pin?" and pos == [0, 1]
+    with pytest.raises(ValueError, match="consecutive"):
+        replace_artefact(text, [4, 6], "x")

@@ -1,0 +1,435 @@
+"""The shortcut suite (issue 25): does a recipe help where a shortcut is and never hurt where none is?
+
+    python -m eg_train.experiment.suite --config configs/suite.yaml
+    eg-train suite --config configs/suite.yaml
+
+A documented design of cases (:data:`DESIGN`, not the full cross product of kinds x positions x
+strengths x datasets), each one shortcut benchmark (:func:`eg_train.experiment.shortcut.run_shortcut_benchmark`,
+called, not copied) with the same variants: CE, the gold-mask **oracle** (CE plus the targeted
+penalty ``model.penalty_weight`` on the artefact's known word positions, one model per weight of
+``oracle_weights``, each in a benchmark of its own: :func:`case_benchmark_configs`) and the
+**recipes** under test. Per case and model the record holds clean,
+counter-shortcut and worst-group accuracy and reliance (test, and the validation metrics the
+selection reads); per case: CE's reliance over its no-shortcut confusion rate (the ``none`` case's
+CE on this case's counter-shortcut texts), the oracle weight chosen on validation
+(:func:`choose_oracle_weight`) and, for every recipe, the share of the oracle's counter-shortcut
+gain over CE it recovers (:func:`oracle_gain_share`).
+
+Resumable: each finished case writes its record ``<records>/<case>.json`` (small: metrics and
+per-example predictions, never weights) keyed by the case's configuration hash; a case whose record
+matches is never recomputed, and the tables ``<results>.{md,json}`` are assembled from the records
+alone (:func:`assemble`), so a new machine loses nothing. ``none`` cases run first (their CE is
+every other case's no-shortcut reference on the same data).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from eg_train.foundation.data.shortcut import KINDS, ShortcutConfig
+from eg_train.foundation.data.source import DataSpec
+from eg_train.foundation.errors import ConfigError
+from eg_train.foundation.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger("eg_train.experiment.suite")
+
+# Case data: preset and intents (the first N of the label list; None: all). ``b3`` is for smoke tests.
+DATASETS = {"b8": ("banking77", 8), "b77": ("banking77", None), "c15": ("clinc150", 15), "b3": ("banking77", 3)}
+
+
+@dataclass
+class SuiteCase:
+    """One case: a dataset and the artefact recipe planted in it.
+
+    Args:
+        name: the case's name (its record is ``<records>/<name>.json``).
+        data: a :data:`DATASETS` key: ``b8`` Banking77 8 intents, ``b77`` all 77, ``c15`` CLINC150
+            15 intents, ``b3`` Banking77 3 intents (smoke tests).
+        shortcut: the artefact recipe (:class:`ShortcutConfig`).
+        why: what the case tests, for the design table.
+    """
+
+    name: str
+    data: str
+    shortcut: ShortcutConfig
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.data not in DATASETS:
+            raise ConfigError(f"suite case {self.name!r}: data must be one of {sorted(DATASETS)}, got {self.data!r}")
+        if isinstance(self.shortcut, dict):
+            self.shortcut = ShortcutConfig(**self.shortcut)
+
+
+def _case(name: str, data: str, kind: str, position: str = "random", strength: float = 1.0, rest: str = "clean",
+          why: str = "") -> SuiteCase:
+    return SuiteCase(name, data, ShortcutConfig(kind=kind, position=position, strength=strength, rest=rest), why)
+
+
+# The design: every kind once on Banking77-8 (the cheapest), the positions and strengths where they
+# matter most (a frequent word or a signature at the end is the natural artefact; 0.9 / 0.7 with
+# rest ``other`` make the artefact a noisy cue), a ``none`` case per dataset (the never-hurt check
+# and the confusion reference), and the two harder datasets on the realistic kinds.
+DESIGN: tuple[SuiteCase, ...] = (
+    _case("b8-none", "b8", "none", why="no artefact: a recipe must not cost clean accuracy"),
+    _case("b8-word", "b8", "word", why="today's benchmark kind: an unrelated word, random position, 100 %"),
+    _case("b8-frequent-end", "b8", "frequent", "end", why="issue 25's new-user case: an ordinary filler word ending every text"),
+    _case("b8-frequent-end-90-other", "b8", "frequent", "end", 0.9, "other", why="the same cue, 90 % reliable"),
+    _case("b8-phrase-end", "b8", "phrase", "end", why="a signature ('sent from my phone') per class"),
+    _case("b8-phrase-start-70", "b8", "phrase", "start", 0.7, "clean", why="a greeting template on 70 % of texts"),
+    _case("b8-decoy-90", "b8", "decoy", "random", 0.9, "clean", why="a nonce token: the easiest shortcut to see"),
+    _case("b77-none", "b77", "none", why="all 77 intents without artefact"),
+    _case("b77-frequent-end", "b77", "frequent", "end", why="77 filler words: many classes, 5 texts each"),
+    _case("c15-none", "c15", "none", why="a second dataset without artefact"),
+    _case("c15-frequent-random-90-other", "c15", "frequent", "random", 0.9, "other", why="a noisy cue anywhere in the text"),
+    _case("c15-phrase-end", "c15", "phrase", "end", why="signatures on CLINC150"),
+)
+assert {c.shortcut.kind for c in DESIGN} == set(KINDS), "the design covers every builder kind"
+
+
+def _default_recipes() -> list[dict]:
+    # The recipe candidates of docs/recipe.md that need no knowledge of the artefact.
+    return [{"name": "cap_gr3", "priors": ["cap"], "train": {"model": {"grad_ratio": 3.0}}},
+            {"name": "lime_gr3", "priors": ["lime"], "train": {"model": {"grad_ratio": 3.0}}}]
+
+
+@dataclass
+class SuiteConfig:
+    """What the suite runs: the cases, the per-case benchmark settings, the oracle grid, the recipes.
+
+    Args:
+        out_dir: where the cases' benchmarks run (``<out_dir>/<case>``, oracles below it).
+        records: the folder of the per-case records ``<case>.json`` (small; commit them).
+        results: the stem of the assembled ``<results>.md`` / ``.json`` (None: not written).
+        cases: names of :data:`DESIGN` to run (None: all of them; ``[]``: only ``extra_cases``).
+        extra_cases: further cases as ``{name, data, shortcut}`` mappings (:class:`SuiteCase`).
+        benchmark: :class:`eg_train.experiment.shortcut.ShortcutBenchmarkConfig` fields shared by
+            every case (``val_per_class``, ``ig_examples``, ... and its ``pipeline``: ``train``,
+            ``seeds``, ``llm``, ``workers``, ...); its ``out_dir``, ``data``, ``dataset_name``,
+            ``shortcut``, ``results`` and the pipeline's ``variants`` are set per case.
+        oracle_weights: the penalty weights of the oracle (one model each, ``oracle_<weight>``).
+        recipes: the variants under test, as the benchmark's ``variants`` entries.
+        clean_tolerance: the oracle rule's allowed loss of clean validation accuracy against CE.
+        train_configs: the training config of each preset, unless ``benchmark.train_config``.
+    """
+
+    out_dir: str = "outputs/shortcut_suite"
+    records: str = "results/shortcut_suite"
+    results: str | None = "results/shortcut_suite"
+    cases: list[str] | None = None
+    extra_cases: list[dict] = field(default_factory=list)
+    benchmark: dict[str, Any] = field(default_factory=dict)
+    oracle_weights: list[float] = field(default_factory=lambda: [1e3, 1e4, 1e5])
+    recipes: list[dict] = field(default_factory=_default_recipes)
+    clean_tolerance: float = 0.01
+    train_configs: dict[str, str] = field(default_factory=lambda: {"banking77": "configs/banking77_5shot.yaml",
+                                                                   "clinc150": "configs/clinc150_5shot.yaml"})
+
+    def selected_cases(self) -> list[SuiteCase]:
+        """The cases to run, ``none`` cases first (the others' confusion reference)."""
+        by_name = {c.name: c for c in DESIGN}
+        unknown = [n for n in (self.cases or []) if n not in by_name]
+        if unknown:
+            raise ConfigError(f"unknown suite case(s) {unknown}; the design has {sorted(by_name)}")
+        picked = [by_name[n] for n in self.cases] if self.cases is not None else list(DESIGN)
+        picked += [SuiteCase(**c) for c in self.extra_cases]
+        names = [c.name for c in picked]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"duplicate suite case names in {names}")
+        if not self.oracle_weights or any(w <= 0 for w in self.oracle_weights):
+            raise ConfigError(f"oracle_weights must be positive, got {self.oracle_weights}")
+        return sorted(picked, key=lambda c: c.shortcut.kind != "none")
+
+
+def oracle_name(weight: float) -> str:
+    """The variant name of the oracle with penalty weight ``weight`` (``oracle_1e+04``)."""
+    return f"oracle_{weight:.0e}"
+
+
+def case_benchmark_configs(cfg: SuiteConfig, case: SuiteCase) -> dict:
+    """The shortcut benchmarks one case runs: ``main`` (CE and the recipes) and one per oracle weight
+    (``oracle_<weight>``, in its own out_dir below the case's; none without an artefact).
+
+    The oracle is CE plus a training option and no prior; the pipeline trains only one prior-less
+    variant (its CE baseline), so each oracle weight is the baseline of a benchmark of its own, on
+    the same (deterministically rebuilt) shortcut data.
+    """
+    from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant
+    from eg_train.experiment.shortcut import ShortcutBenchmarkConfig
+
+    preset, classes = DATASETS[case.data]
+    shared = copy.deepcopy(cfg.benchmark)
+    for key in ("out_dir", "data", "dataset_name", "shortcut", "results"):
+        if key in shared:
+            raise ConfigError(f"suite benchmark.{key} is set per case; remove it")
+    pipeline = dict(shared.pop("pipeline", None) or {})
+    if "variants" in pipeline:
+        raise ConfigError("suite benchmark.pipeline.variants is set per case (CE, the recipes, the oracles); remove it")
+    pipeline.setdefault("train_config", cfg.train_configs[preset])
+    has_artefact = case.shortcut.kind != "none"
+    root = Path(cfg.out_dir) / case.name
+
+    def bench(out_dir: Path, variants: list) -> ShortcutBenchmarkConfig:
+        return ShortcutBenchmarkConfig(out_dir=str(out_dir), data=DataSpec(preset=preset, classes=classes),
+                                       dataset_name=preset, shortcut=replace(case.shortcut, penalty_words=has_artefact),
+                                       pipeline=PipelineConfig(**copy.deepcopy(pipeline), variants=variants),
+                                       results=None, **copy.deepcopy(shared))
+
+    out = {"main": bench(root, [TrainedVariant("ce")] + [TrainedVariant(**copy.deepcopy(r)) for r in cfg.recipes])}
+    if has_artefact:  # no artefact: no gold mask, no oracle
+        for w in cfg.oracle_weights:
+            name = oracle_name(w)
+            out[name] = bench(root / name, [TrainedVariant(name, train={"model": {"penalty_weight": float(w)}})])
+    return out
+
+
+def case_benchmark_config(cfg: SuiteConfig, case: SuiteCase):
+    """The case's main benchmark (CE and the recipes)."""
+    return case_benchmark_configs(cfg, case)["main"]
+
+
+def case_key(cfg: SuiteConfig, case: SuiteCase) -> str:
+    """Hash of everything a case's record depends on (its benchmark configuration)."""
+    benches = {k: asdict(b) for k, b in case_benchmark_configs(cfg, case).items()}
+    payload = json.dumps(benches, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+# -- the selection rule and the summary figures ---------------------------------------------------
+
+def _mean(per_seed: dict, key: str, section: str | None = None) -> float:
+    xs = [(r.get(section, {}) if section else r).get(key) for r in per_seed.values()]
+    xs = [float(x) for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def choose_oracle_weight(models: dict[str, dict], weights: Sequence[float], clean_tolerance: float = 0.01) -> float | None:
+    """The oracle's weight by the rule fixed in docs/recipe.md: the largest mean counter-shortcut
+    *validation* accuracy among the weights whose mean clean validation accuracy is at least CE's
+    minus ``clean_tolerance``; ties go to the smaller weight; None when no weight qualifies or none
+    was trained. (The oracle may read the planted counter-shortcut validation: it is the upper bound
+    that knows the artefact; the recipes may not.)"""
+    ce = models.get("ce")
+    if not ce:
+        return None
+    floor = _mean(ce["per_seed"], "clean_accuracy", "validation") - clean_tolerance
+    best: tuple[float, float] | None = None
+    for w in sorted(weights):
+        row = models.get(oracle_name(w))
+        if not row:
+            continue
+        clean = _mean(row["per_seed"], "clean_accuracy", "validation")
+        counter = _mean(row["per_seed"], "counter_accuracy", "validation")
+        if not clean >= floor or math.isnan(counter):
+            continue
+        if best is None or counter > best[1]:
+            best = (w, counter)
+    return None if best is None else best[0]
+
+
+def oracle_gain_share(recipe_counter: float, ce_counter: float, oracle_counter: float) -> float:
+    """The share of the oracle's counter-shortcut gain over CE a recipe recovers:
+    ``(recipe - CE) / (oracle - CE)``; NaN when the oracle gains nothing (> 0 needed)."""
+    gain = oracle_counter - ce_counter
+    return float((recipe_counter - ce_counter) / gain) if gain > 0 else float("nan")
+
+
+MODEL_KEYS = ("clean_accuracy", "counter_accuracy", "worst_group_accuracy", "shortcut_reliance")
+
+
+def summarise_case(record: dict, oracle_weights: Sequence[float], clean_tolerance: float = 0.01) -> dict:
+    """Per model: the means of :data:`MODEL_KEYS` (test) and of the validation metrics; per case:
+    the chosen oracle weight, CE's reliance over the no-shortcut confusion rate, and every recipe's
+    share of the oracle's counter-shortcut gain."""
+    from eg_train.evaluation.shortcut import reliance_over_confusion
+
+    models = record["benchmark"]["models"]
+    rows = {name: {**{k: _mean(m["per_seed"], k) for k in MODEL_KEYS},
+                   **{f"val_{k}": _mean(m["per_seed"], k, "validation") for k in ("clean_accuracy", "counter_accuracy")},
+                   "seeds": m["seeds"]}
+            for name, m in models.items()}
+    out: dict[str, Any] = {"models": rows}
+    weight = choose_oracle_weight(models, oracle_weights, clean_tolerance)
+    out["oracle_weight"] = weight
+    confusion = record.get("confusion")
+    if confusion is not None and "ce" in rows:
+        out["confusion_rate"] = confusion
+        out["ce_reliance_over_confusion"] = reliance_over_confusion(rows["ce"]["shortcut_reliance"], confusion)
+    if weight is not None and "ce" in rows:
+        oracle = rows[oracle_name(weight)]
+        out["oracle"] = oracle_name(weight)
+        out["gain_share"] = {name: oracle_gain_share(r["counter_accuracy"], rows["ce"]["counter_accuracy"],
+                                                     oracle["counter_accuracy"])
+                             for name, r in rows.items() if name != "ce" and not name.startswith("oracle_")}
+    return out
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+def _model_dirs(bench_cfg) -> dict[tuple[str, int], Path]:
+    """Where the benchmark's pipeline keeps each trained model, by (variant, seed) (its run layout,
+    keyed by the training; the split files are written once for all of them)."""
+    from eg_train.experiment.shortcut import _paths, _run_dirs
+    from eg_train.foundation.data.shortcut import load_shortcut, write_split_files
+
+    spec = write_split_files(load_shortcut(_paths(bench_cfg)["data"]), _paths(bench_cfg)["files"])
+    return {key: run / "model" for key, run in _run_dirs(bench_cfg, spec).items()}
+
+
+def _confusion(cfg: SuiteConfig, case: SuiteCase, none_case: SuiteCase | None) -> float | None:
+    """The ``none`` case's CE (every seed it has) on this case's counter-shortcut texts: the mean
+    rate at which it predicts the artefact's class (None: no ``none`` case on this data yet)."""
+    from eg_train.evaluation.shortcut import evaluate_shortcut_model
+    from eg_train.experiment.shortcut import _paths
+    from eg_train.foundation.data.shortcut import load_shortcut
+
+    if none_case is None or case.shortcut.kind == "none":
+        return None
+    none_cfg, case_cfg = case_benchmark_config(cfg, none_case), case_benchmark_config(cfg, case)
+    data = load_shortcut(_paths(case_cfg)["data"])
+    rates = []
+    models = _model_dirs(none_cfg)
+    for seed in case_cfg.pipeline.seeds:
+        model = models.get(("ce", seed))
+        if model is not None and (model / "config.json").is_file():
+            m = evaluate_shortcut_model(model, {"test_counter": data["test_counter"]}, ig_examples=0,
+                                        train_ig_examples=0, device=case_cfg.pipeline.device)
+            rates.append(m["shortcut_reliance"])
+    return float(np.mean(rates)) if rates else None
+
+
+def run_case(cfg: SuiteConfig, case: SuiteCase, none_case: SuiteCase | None = None) -> dict:
+    """Run (or resume) one case's benchmark and write its record; a current record is returned as is."""
+    from eg_train.experiment.shortcut import run_shortcut_benchmark
+
+    target = Path(cfg.records) / f"{case.name}.json"
+    key = case_key(cfg, case)
+    if target.is_file():
+        saved = json.loads(target.read_text())
+        if saved.get("key") == key and not saved["benchmark"].get("partial"):
+            log.info("suite case %s: record %s is current, not recomputed", case.name, target)
+            return saved
+    results = {label: run_shortcut_benchmark(bench, command=f"python -m eg_train.experiment.suite (case {case.name}, {label})")
+               for label, bench in case_benchmark_configs(cfg, case).items()}
+    main = _small(results.pop("main"))
+    for res in results.values():  # the oracles' models beside CE's and the recipes'
+        main["models"].update(res.get("models") or {})
+        main["partial"] = bool(main["partial"] or res.get("partial"))
+        main["missing"] = list(main.get("missing") or []) + list(res.get("missing") or [])
+    record = {"case": {"name": case.name, "data": case.data, "why": case.why, "shortcut": asdict(case.shortcut)},
+              "key": key, "benchmark": main, "confusion": _confusion(cfg, case, none_case)}
+    record["summary"] = summarise_case(record, cfg.oracle_weights, cfg.clean_tolerance)
+    atomic_write_json(target, json.loads(json.dumps(record, default=str)))
+    return record
+
+
+def _small(res: dict) -> dict:
+    """The parts of a benchmark result a record keeps (no machine-specific paths beyond the command)."""
+    keep = ("dataset", "classes", "k_shot", "shortcut", "settings", "partial", "missing", "models", "timings")
+    return {k: res.get(k) for k in keep}
+
+
+def assemble(cfg: SuiteConfig) -> dict:
+    """``<results>.{json,md}`` from the records on disk (cases without a record are listed as missing)."""
+    cases = cfg.selected_cases()
+    found, missing = {}, []
+    for case in cases:
+        path = Path(cfg.records) / f"{case.name}.json"
+        if path.is_file():
+            found[case.name] = json.loads(path.read_text())
+        else:
+            missing.append(case.name)
+    out = {"cases": {name: {"case": r["case"], "summary": r["summary"]} for name, r in found.items()},
+           "missing": missing, "partial": bool(missing), "oracle_weights": list(cfg.oracle_weights),
+           "recipes": [r["name"] for r in cfg.recipes]}
+    if cfg.results:
+        atomic_write_json(f"{cfg.results}.json", json.loads(json.dumps(out, default=str)))
+        atomic_write_text(f"{cfg.results}.md", render_markdown(out))
+    return out
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}"
+
+
+def render_markdown(out: dict) -> str:
+    """The suite's tables: one row per case and model; the oracle's gain share per recipe."""
+    lines = ["# Shortcut suite", "",
+             "Per case and model, means over seeds (%): clean, counter-shortcut and worst-group accuracy, reliance; "
+             "CE's reliance over the no-shortcut confusion rate; for every recipe the share of the oracle's "
+             "counter-shortcut gain over CE it recovers (docs/shortcut_suite.md).", ""]
+    if out["partial"]:
+        lines += [f"**Partial**: no record yet for {', '.join(out['missing'])}.", ""]
+    lines += ["| case | model | clean | counter | worst-group | reliance | gain share |", "|---|---|---|---|---|---|---|"]
+    for name, c in out["cases"].items():
+        s = c["summary"]
+        for model, r in s["models"].items():
+            if model.startswith("oracle_") and model != s.get("oracle"):
+                continue
+            share = s.get("gain_share", {}).get(model)
+            label = f"{model} (chosen)" if model == s.get("oracle") else model
+            lines.append(f"| {name} | {label} | {_pct(r['clean_accuracy'])} | {_pct(r['counter_accuracy'])} | "
+                         f"{_pct(r['worst_group_accuracy'])} | {_pct(r['shortcut_reliance'])} | {_pct(share)} |")
+    lines += ["", "| case | CE reliance | no-shortcut confusion | ratio |", "|---|---|---|---|"]
+    for name, c in out["cases"].items():
+        s = c["summary"]
+        ce = s["models"].get("ce", {})
+        ratio = s.get("ce_reliance_over_confusion")
+        lines.append(f"| {name} | {_pct(ce.get('shortcut_reliance'))} | {_pct(s.get('confusion_rate'))} | "
+                     f"{'–' if ratio is None or not math.isfinite(ratio) else f'{ratio:.1f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_suite(cfg: SuiteConfig) -> dict:
+    """Every selected case (resuming), then the assembled tables."""
+    cases = cfg.selected_cases()
+    nones = {c.data: c for c in cases if c.shortcut.kind == "none"}
+    for case in cases:
+        run_case(cfg, case, nones.get(case.data))
+    return assemble(cfg)
+
+
+def parse_config(argv: list[str]) -> SuiteConfig:
+    """:class:`SuiteConfig` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="eg-train suite", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_class_arguments(SuiteConfig, None, as_group=False)
+    d = parser.parse_args(argv).as_dict()
+    d.pop("config", None)
+    return SuiteConfig(**d)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m eg_train.experiment.suite --config configs/suite.yaml``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    res = run_suite(parse_config(list(sys.argv[1:] if argv is None else argv)))
+    print(json.dumps({"partial": res["partial"], "missing": res["missing"], "cases": sorted(res["cases"])}, indent=2))
+    return res
+
+
+__all__ = ["DATASETS", "DESIGN", "SuiteCase", "SuiteConfig", "assemble", "case_benchmark_config", "case_benchmark_configs",
+           "choose_oracle_weight",
+           "oracle_gain_share", "oracle_name", "render_markdown", "run_case", "run_suite", "summarise_case"]
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Console entry: a user error prints one line and exits 2 (traceback with ``--verbose``)."""
+    from eg_train.foundation.errors import run_main
+
+    return run_main(lambda args: main(args) and 0, "eg-train suite", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
