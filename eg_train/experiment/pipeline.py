@@ -31,6 +31,15 @@ from typing import Any, Callable
 
 from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.experiment.layout import RunId, RunLayout, check_key, short_key, write_key
+from eg_train.experiment.rule import (
+    RULE_AUDIT_JOB,
+    RuleSettings,
+    is_rule,
+    rule_audit_file,
+    rule_audit_job,
+    rule_audit_key,
+    uses_audit_positions,
+)
 from eg_train.foundation.data.fewshot import SampleSpec
 from eg_train.foundation.data.source import DataSpec
 from eg_train.foundation.errors import ConfigError
@@ -66,6 +75,11 @@ class TrainedVariant:
     # Seeds of this variant, a subset of the pipeline's (None: all of them): e.g. 5 seeds for CE and
     # the headline variant, 3 for the others. The CE baseline always runs every pipeline seed.
     seeds: list[int] | None = None
+    # ``rule``: chosen by the recipe rule among candidates (eg_train/experiment/rule.py, docs/recipe.md);
+    # ``fixed``: trained as written. None: ``rule`` for a variant with priors and no ``train``.
+    recipe: str | None = None
+    # Set on the candidates a rule variant expands into (the rule variant's name); not for users.
+    candidate_of: str | None = None
 
 
 @dataclass
@@ -105,7 +119,7 @@ class PipelineConfig:
     # {demonstrations_per_class: 0, contrast: top_m, contrast_m: 4, calibrate: true}.
     priors: dict[str, Any] = field(default_factory=dict)
     variants: list[TrainedVariant] = field(
-        default_factory=lambda: [TrainedVariant("ce"), TrainedVariant("cap_hybrid_mean", ["lime", "cap", "ig"])]
+        default_factory=lambda: [TrainedVariant("ce"), TrainedVariant("eg", ["lime", "cap", "ig"])]
     )
     sample_seed: int = 0  # the k-shot sample, shared by all seeds (and by the priors)
     prior_seed: int = 0  # LIME / CAP perturbation sampling
@@ -141,6 +155,16 @@ class PipelineConfig:
     audit_priors: list[str] | None = None  # default: every LLM prior a variant uses (fused, mean)
     audit_reserve_per_class: int = 2  # held-out texts per class when the data has no validation split
     audit_params: dict[str, Any] = field(default_factory=dict)  # AuditConfig fields
+    # The recipe rule's settings over eg_train.experiment.rule.RuleSettings (penalty_weights, ...).
+    rule: dict[str, Any] = field(default_factory=dict)
+    # Evaluate (test set, attacks) a rule variant's candidates too, not only the chosen model.
+    evaluate_candidates: bool = True
+
+    def __post_init__(self) -> None:
+        from eg_train.experiment.rule import RuleSettings, expand
+
+        if all(isinstance(v, TrainedVariant) for v in self.variants):  # rule variants bring their candidates
+            self.variants = expand(self.variants, RuleSettings.from_mapping(self.rule))
 
 
 class _Timings(dict):
@@ -177,9 +201,16 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_baseline(variant: TrainedVariant) -> bool:
+    """A variant without priors and without a targeted penalty: the CE baseline."""
+    from eg_train.experiment.rule import penalty_weight
+
+    return not variant.priors and penalty_weight(variant) == 0
+
+
 def ce_variant(cfg: PipelineConfig) -> TrainedVariant:
-    """The CE baseline: the config's variant without priors, else ``ce`` (always trained)."""
-    return next((v for v in cfg.variants if not v.priors), TrainedVariant("ce"))
+    """The CE baseline: the config's variant without priors or penalty, else ``ce`` (always trained)."""
+    return next((v for v in cfg.variants if is_baseline(v)), TrainedVariant("ce"))
 
 
 def _ig_seed(cfg: PipelineConfig) -> int:
@@ -211,6 +242,8 @@ class Plan:
     attacks_key: dict
     prior_keys: dict  # method -> key document of its prior setting
     models: dict  # "<variant>-seed<s>" -> ModelPlan
+    # The recipe rule's audit of the CE model (eg_train/experiment/rule.py): {key, file, methods}; None: no rule.
+    rule_audit: dict | None = None
 
     def model(self, variant: TrainedVariant, seed: int) -> ModelPlan:
         return self.models[RunId.label_for(variant.name, seed)]
@@ -312,17 +345,42 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
     eval_precision = {"precision": "bf16"} if resolve_precision(cfg.precision, cfg.device) == "bf16" else {}
     models: dict[str, ModelPlan] = {}
 
+    rule_audit: dict | None = None
+
     def add(variant: TrainedVariant, seed: int, prior_keys: dict) -> ModelPlan:
+        if is_rule(variant):
+            key = rule_key(variant, seed)
+        else:
+            key = train_key(variant, seed, prior_keys)
+        run = RunId(variant.name, seed, short_key(key))
+        return add_plan(variant, seed, run, key)
+
+    def train_key(variant: TrainedVariant, seed: int, prior_keys: dict) -> dict:
         init = Path(models[RunId.label_for(ce.name, seed)].run_dir) / "model" if variant.init_from_ce else None
-        tc = train_config(cfg, variant, seed, lay.prior_cache if variant.priors else None, Path("."), init_model=init)
+        penalty = rule_audit["file"] if rule_audit and uses_audit_positions(variant) else None
+        tc = train_config(cfg, variant, seed, lay.prior_cache if variant.priors else None, Path("."), init_model=init,
+                          penalty_file=penalty)
         mapping = tc.to_mapping()
         mapping["trainer"].pop("default_root_dir", None)
+        if mapping.get("data", {}).get("penalty_positions", "") is None:  # keys as before the option existed
+            mapping["data"].pop("penalty_positions")
         files = mapping.get("data", {}).get("files")
         if isinstance(files, dict):  # training never reads the test split: configs that differ in it share models
             files.pop("test", None)
         key = {"train": _jsonable(mapping), "data": train_data,
                "priors": {m: prior_keys[m] for m in variant.priors}}
-        run = RunId(variant.name, seed, short_key(key))
+        if penalty:
+            key["penalty_audit"] = rule_audit["key"]
+        return key
+
+    def rule_key(variant: TrainedVariant, seed: int) -> dict:
+        # The rule's model is one of its candidates' (or CE's): its key is theirs, the audit's and the rule's.
+        names = [ce.name] + [v.name for v in cfg.variants if v.candidate_of == variant.name]
+        return {"rule": _jsonable(asdict(RuleSettings.from_mapping(cfg.rule))),
+                "candidates": {n: models[RunId.label_for(n, seed)].run.key for n in names},
+                "audit": rule_audit["key"] if rule_audit else None}
+
+    def add_plan(variant: TrainedVariant, seed: int, run: RunId, key: dict) -> ModelPlan:
         transfer = None
         if cfg.model_attacks and not (variant is ce and seed == src):
             transfer = models[RunId.label_for(ce.name, src)].eval_key
@@ -341,11 +399,25 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
     needed = sorted({m for v in cfg.variants for m in v.priors})
     ce_model = Path(models[RunId.label_for(ce.name, src)].run_dir) / "model"
     prior_keys = {m: _prior_key(cfg, m, ce_model) for m in needed}
+    methods = rule_audit_methods(cfg)
+    if methods:
+        akey = rule_audit_key(cfg, models[RunId.label_for(ce.name, src)].run.key, prior_keys, methods)
+        rule_audit = {"key": akey, "file": str(rule_audit_file(cfg, akey)), "methods": methods}
     for s in seeds:
-        for v in cfg.variants:
+        for v in sorted(cfg.variants, key=is_rule):  # a rule variant after the candidates it chooses from
             if v is not ce and _runs_seed(v, s, ce):
                 add(v, s, prior_keys)
-    return Plan(lay, fps, str(attacks_dir), attacks_key, prior_keys, models)
+    return Plan(lay, fps, str(attacks_dir), attacks_key, prior_keys, models, rule_audit)
+
+
+def rule_audit_methods(cfg: PipelineConfig) -> list[str]:
+    """The LLM priors the rule audit reads (those of the config's variants), or [] when no variant
+    trains on the audit's positions."""
+    if not any(uses_audit_positions(v) for v in cfg.variants):
+        return []
+    from eg_train.experiment.audit_jobs import audit_methods
+
+    return audit_methods(cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,9 +436,22 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
         if _trained(run_dir, model.train_key):  # trained by another pipeline while this one waited
             log.info("%s seed %d: trained by another process meanwhile (%s)", variant.name, seed, run_dir)
             return run_dir, False
+        if uses_audit_positions(variant) and not _audit_positions(cfg):
+            from eg_train.experiment.rule import same_as_ce
+
+            log.info("%s seed %d: the audit confirmed no feature; the penalty has no word: the CE model", variant.name, seed)
+            same_as_ce(run_dir, Path(plan(cfg).model(ce_variant(cfg), seed).run_dir), model.train_key)
+            return run_dir, False
         _fit(cfg, variant, seed, cache_dir, run_dir, init_model)
         write_key(run_dir, model.train_key)
     return run_dir, True
+
+
+def _audit_positions(cfg: PipelineConfig) -> int:
+    """Training texts covered by the rule audit's confirmed features."""
+    from eg_train.experiment.rule import confirmed_positions
+
+    return confirmed_positions(plan(cfg).rule_audit["file"])
 
 
 def _trained(run_dir: Path, key: dict) -> bool:
@@ -383,9 +468,10 @@ def _run_lock(run_dir: Path, timeout: float = -1):
 
 
 def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Path | None, run_dir: Path,
-                 init_model: Path | None = None):
+                 init_model: Path | None = None, penalty_file: str | None = None):
     """The typed :class:`~eg_train.training.config.TrainConfig` of one variant and seed
-    (``init_model``: the CE model a variant with ``init_from_ce`` starts from)."""
+    (``init_model``: the CE model a variant with ``init_from_ce`` starts from; ``penalty_file``: the
+    rule audit's ``audit.json`` for ``data.penalty_positions: audit``)."""
     from eg_train.training.api import PriorSpec, TrainConfig
     from eg_train.training.config import load_yaml
 
@@ -405,6 +491,13 @@ def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_
             init_model = Path(plan(cfg).model(ce_variant(cfg), seed).run_dir) / "model"
         tc.model.model_name = str(init_model)
     tc.data.sample = sample_spec(cfg)
+    if uses_audit_positions(variant):
+        if penalty_file is None:
+            penalty_file = (plan(cfg).rule_audit or {}).get("file")
+        if penalty_file is None:
+            raise ConfigError(f"variant {variant.name}: data.penalty_positions: audit needs an LLM prior (lime or cap) "
+                              "in some variant, for the audit")
+        tc.data.penalty_positions = str(penalty_file)
     tc.trainer.accelerator = "gpu" if cfg.device.startswith("cuda") else "cpu"
     if tc.trainer.precision is None:  # a train mapping's own trainer.precision wins
         from eg_train.foundation.device import resolve_precision
@@ -688,14 +781,25 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
         jobs.append(Job("heatmaps", _heatmaps, (cfg, needed, str(heatmaps_file(p, needed))), all_priors + quality))
     transfer = str(Path(ce_src.eval_dir) / "model_attacks") if cfg.model_attacks else None
     runs = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce)]
+    if p.rule_audit:
+        ra = p.rule_audit
+        jobs.append(Job(RULE_AUDIT_JOB, rule_audit_job, (cfg, ce_src.run_dir, ra["methods"], ra["key"]),
+                        (_key("train", ce, src), *(prior_key[m] for m in ra["methods"]))))
     for v, s in runs:
-        if v.priors:
-            deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
-            init = str(Path(p.model(ce, s).run_dir) / "model") if v.init_from_ce else None
-            jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s, p.model(v, s), init), deps))
+        if v is ce:
+            continue
+        if is_rule(v):
+            continue  # linked to its chosen candidate by the selection below
+        deps = tuple(prior_key[m] for m in v.priors) + ((_key("train", ce, s),) if v.init_from_ce else ())
+        if uses_audit_positions(v):
+            deps += (RULE_AUDIT_JOB, _key("train", ce, s))
+        init = str(Path(p.model(ce, s).run_dir) / "model") if v.init_from_ce else None
+        jobs.append(Job(_key("train", v, s), _train_job, (cfg, v, s, p.model(v, s), init), deps))
+    for v in [v for v in cfg.variants if is_rule(v) and v is not ce]:
+        jobs += _rule_jobs(cfg, p, v, ce, [s for s in seeds if _runs_seed(v, s, ce)])
     jobs += [Job(_key("eval", v, s), _eval_job, (cfg, v, s, p.model(v, s), p.attacks_dir, transfer),
                  (_key("train", v, s), ATTACKS_JOB, ce_eval))
-             for v, s in runs if _key("eval", v, s) != ce_eval]
+             for v, s in runs if _key("eval", v, s) != ce_eval and (cfg.evaluate_candidates or v.candidate_of is None)]
     from eg_train.experiment.audit_jobs import audit_jobs
 
     jobs += audit_jobs(cfg, runs, ce.name, prior_key, lambda v, s: _key("train", v, s), p)
@@ -703,6 +807,45 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
         for v, s in runs:
             jobs += [replace(j, deps=(*j.deps, _key("train", v, s))) for j in model_jobs(v, s, Path(p.model(v, s).run_dir))]
     return jobs
+
+
+def _rule_jobs(cfg: PipelineConfig, p: Plan, v: TrainedVariant, ce: TrainedVariant, seeds: list[int]) -> list[Job]:
+    """The selection of rule variant ``v`` among CE and its candidates, then one job per seed that
+    links its run folder to the chosen model (``train:<v>-seed<k>``: what its evaluation waits for)."""
+    order = [ce.name] + [c.name for c in cfg.variants if c.candidate_of == v.name]
+    run_dirs = {n: {s: p.find(n, s).run_dir for s in seeds} for n in order}
+    targets = {s: p.model(v, s).run_dir for s in seeds}
+    keys = {s: p.model(v, s).train_key for s in seeds}
+    choice = p.layout.out_dir / "select" / f"{v.name}-{short_key(keys)}" / "choice.json"
+    audit = p.rule_audit["file"] if p.rule_audit else None
+    deps = tuple(_key("train", TrainedVariant(n), s) for n in order for s in seeds) + ((RULE_AUDIT_JOB,) if audit else ())
+    done = all(_trained(Path(targets[s]), keys[s]) for s in seeds) and choice.is_file()
+    jobs = [] if done else [Job(f"select:{v.name}", _select_job, (cfg, v.name, order, run_dirs, audit, targets, keys,
+                                                                  str(choice)), deps)]
+    for s in seeds:
+        jobs.append(Job(_key("train", v, s), _link_job, (str(choice), run_dirs, targets[s], keys[s], s),
+                        () if done else (f"select:{v.name}",)))
+    return jobs
+
+
+def _select_job(cfg, name, order, run_dirs, audit, targets, keys, choice) -> tuple[dict[str, float], str]:
+    from eg_train.experiment.rule import select_job
+
+    with locked(RunLayout.lock_file(Path(choice).parent), what=f"{choice} (being chosen)", timeout=-1):
+        if Path(choice).is_file() and all(_trained(Path(targets[s]), keys[s]) for s in targets):
+            return {}, json.loads(Path(choice).read_text())["chosen"]
+        return select_job(cfg, name, order, run_dirs, audit, targets, keys, choice)
+
+
+def _link_job(choice: str, run_dirs: dict, target: str, key: dict, seed: int) -> tuple[dict[str, float], str]:
+    """The rule variant's run of ``seed``: a link to the chosen candidate's model (done by the
+    selection; redone here when the folder was removed)."""
+    from eg_train.experiment.rule import link_model
+
+    if not _trained(Path(target), key):
+        doc = json.loads(Path(choice).read_text())
+        link_model(Path(target), Path(run_dirs[doc["chosen"]][seed]), key, {"chosen": doc["chosen"], "reason": doc["reason"]})
+    return {}, target
 
 
 def heatmaps_file(p: Plan, methods: list[str]) -> Path:
@@ -735,9 +878,17 @@ def check_config(cfg: PipelineConfig) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"variants: duplicate variant names {dup}; give every variant a name of its own")
-    baselines = [v.name for v in cfg.variants if not v.priors]
+    from eg_train.experiment.rule import resolved_recipe
+
+    for v in cfg.variants:
+        if resolved_recipe(v) == "rule" and not v.priors:
+            raise ConfigError(f"variant {v.name}: recipe: rule chooses among prior recipes; give it priors (e.g. [lime, cap])")
+    baselines = [v.name for v in cfg.variants if is_baseline(v)]
     if len(baselines) > 1:
-        raise ConfigError(f"variants: {baselines} have no priors; one CE baseline only (give the others priors)")
+        raise ConfigError(f"variants: {baselines} have no priors and no penalty; one CE baseline only "
+                          "(give the others priors or model.penalty_weight)")
+    if any(uses_audit_positions(v) for v in cfg.variants) and not rule_audit_methods(cfg):
+        raise ConfigError("data.penalty_positions: audit needs an LLM prior (lime or cap) in some variant, for the audit")
     methods, fusions = _names(PRIOR_REGISTRY), _names(FUSIONS)
     for v in cfg.variants:
         bad = [m for m in v.priors if m not in methods]
@@ -798,8 +949,10 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train pipeline", model_
         jobs = [replace(j, resources={"GPU": 1}) for j in jobs]
     values = run_jobs(jobs, cfg.workers, record, scheduler_address=cfg.scheduler_address)
     ce = ce_variant(cfg)
-    models = [the_plan.model(v, s) for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
-    eval_dirs = [values[_key("eval", v, s)] for s in cfg.seeds for v in cfg.variants if _runs_seed(v, s, ce)]
+    evaluated = [(v, s) for s in cfg.seeds for v in cfg.variants
+                 if _runs_seed(v, s, ce) and (cfg.evaluate_candidates or v.candidate_of is None)]
+    models = [the_plan.model(v, s) for v, s in evaluated]
+    eval_dirs = [values[_key("eval", v, s)] for v, s in evaluated]
 
     last = cfg.variants[-1]
     last_seed = next(s for s in cfg.seeds if _runs_seed(last, s, ce))
@@ -823,7 +976,8 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train pipeline", model_
                         "models": {m.run.label: {"run": m.run_dir, "eval": m.eval_dir,
                                                  **({"audit": str(audit_dir(cfg.out_dir, m.run.name))}
                                                     if (audit_dir(cfg.out_dir, m.run.name) / "audit.json").is_file() else {})}
-                                   for m in models}}}
+                                   for m in models},
+                        **({"rule_audit": the_plan.rule_audit["file"]} if the_plan.rule_audit else {})}}
     if cfg.results:
         from eg_train.experiment.results import write_results
 

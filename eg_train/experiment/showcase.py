@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from eg_train.experiment.shortcut import ShortcutBenchmarkConfig, run_shortcut_benchmark
+from eg_train.experiment.pipeline import is_baseline
 from eg_train.foundation.data.shortcut import ShortcutConfig
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.io import atomic_write_json, atomic_write_text
@@ -90,7 +91,7 @@ def _case_job(bench: ShortcutBenchmarkConfig, name: str, command: str) -> tuple[
 def check_showcase_config(cfg: ShowcaseConfig) -> None:
     """Refuse a demo that cannot show its comparison (before anything runs)."""
     names = [v.name for v in cfg.benchmark.pipeline.variants]
-    baselines = [v.name for v in cfg.benchmark.pipeline.variants if not v.priors]
+    baselines = [v.name for v in cfg.benchmark.pipeline.variants if is_baseline(v)]
     if cfg.recipe not in names:
         raise ConfigError(f"recipe {cfg.recipe!r} is not one of the benchmark's variants {names}")
     if not baselines:
@@ -111,14 +112,18 @@ def _pipeline_metrics(case_out: Path, label: str, attack: str | None) -> dict[st
     """The pipeline's own evaluation of one model (``<variant>-seed<k>``): accuracy under the model-aware
     ``attack`` made against the model itself (adaptive) and against the CE model (transfer), its audit."""
     for path in sorted((case_out / "pipeline").glob("summary*.json")):
-        model = json.loads(path.read_text()).get("keys", {}).get("models", {}).get(label)
+        keys = json.loads(path.read_text()).get("keys", {})
+        model = keys.get("models", {}).get(label)
         if model:
             metrics = json.loads((Path(model["eval"]) / "metrics.json").read_text())
             recipes = (metrics.get("model_attacks") or {}).get("recipes", {})
             adaptive = recipes.get(attack, {}).get("accuracy_under_attack") if attack else None
             transfer = (metrics.get("transfer") or {}).get(attack, {}).get("accuracy") if attack else None
-            return {"adaptive": adaptive, "transfer": transfer, "audit": model.get("audit")}
-    return {"adaptive": None, "transfer": None, "audit": None}
+            choice = Path(model["run"]) / "choice.json"  # a rule variant: the candidate it chose, and why
+            return {"adaptive": adaptive, "transfer": transfer,
+                    "audit": model.get("audit") or (str(Path(keys["rule_audit"]).parent) if keys.get("rule_audit") else None),
+                    "choice": json.loads(choice.read_text()) if choice.is_file() else None}
+    return {"adaptive": None, "transfer": None, "audit": None, "choice": None}
 
 
 def _audit_findings(path: str | None) -> list[dict]:
@@ -132,7 +137,7 @@ def _audit_findings(path: str | None) -> list[dict]:
 def collect(cfg: ShowcaseConfig, results: dict[str, dict]) -> dict:
     """The demo's table: per case and model, clean / counter-shortcut / attacked accuracy, reliance,
     and the audit's confirmed features of the CE model (means over seeds)."""
-    ce = next(v.name for v in cfg.benchmark.pipeline.variants if not v.priors)
+    ce = next(v.name for v in cfg.benchmark.pipeline.variants if is_baseline(v))
     attack = (cfg.benchmark.pipeline.model_attacks or [None])[0]
     out: dict[str, Any] = {"recipe": cfg.recipe, "baseline": ce, "attack": attack, "cases": {}}
     for case in cfg.cases:
@@ -158,7 +163,8 @@ def collect(cfg: ShowcaseConfig, results: dict[str, dict]) -> dict:
                 "attack_adaptive_accuracy": _mean([pipe[s]["adaptive"] for s in seeds]),
                 # the texts made against CE are, for CE itself, its adaptive attack
                 "attack_transfer_accuracy": _mean([pipe[s]["adaptive" if name == ce else "transfer"] for s in seeds]),
-                "audit_confirmed": [f for s in seeds for f in _audit_findings(pipe[s]["audit"])],
+                "audit_confirmed": [f for s in seeds for f in _audit_findings(pipe[s]["audit"])] if name == ce else [],
+                "rule_choice": [pipe[s]["choice"] for s in seeds if pipe[s].get("choice")],
                 "per_seed": {s: {k: v for k, v in per_seed[s].items() if k != "predictions"} | {"attack": pipe[s]}
                              for s in seeds},
             }
@@ -196,7 +202,14 @@ def render_markdown(table: dict, seconds: float) -> str:
               "Reliance: the share of those texts predicted as the artefact's class. Worst group: the lowest "
               "accuracy over class × (artefact agrees / disagrees). Adaptive: DeepWordBug against the model "
               "itself; the last column: the texts DeepWordBug made against the CE model.", "",
-              "## What the audit found in the CE model", "",
+              "## What the recipe rule chose", "",
+              f"`{recipe}` is the recipe rule (docs/recipe.md): it audits the CE model, builds a counter-shortcut "
+              "validation from what the audit confirmed, and keeps CE unless a candidate (the targeted penalty on the "
+              "confirmed features, or the fused priors) beats it there without losing clean validation accuracy.", ""]
+    for name, case in table["cases"].items():
+        for c in case["models"][recipe].get("rule_choice") or []:
+            lines.append(f"- **{name}**: `{c['chosen']}` — {c['reason']}")
+    lines += ["", "## What the audit found in the CE model", "",
               "The audit is not told the artefact; the planted words are marked here for the reader only.", ""]
     for name, case in table["cases"].items():
         found = case["models"][ce]["audit_confirmed"]

@@ -7,7 +7,7 @@ A documented design of cases (:data:`DESIGN`, not the full cross product of kind
 strengths x datasets), each one shortcut benchmark (:func:`eg_train.experiment.shortcut.run_shortcut_benchmark`,
 called, not copied) with the same variants: CE, the gold-mask **oracle** (CE plus the targeted
 penalty ``model.penalty_weight`` on the artefact's known word positions, one model per weight of
-``oracle_weights``, each in a benchmark of its own: :func:`case_benchmark_configs`) and the
+``oracle_weights``, in the same pipeline: :func:`case_benchmark_config`) and the
 **recipes** under test. Per case and model the record holds clean,
 counter-shortcut and worst-group accuracy and reliance (test, and the validation metrics the
 selection reads); per case: CE's reliance over its no-shortcut confusion rate (the ``none`` case's
@@ -98,9 +98,8 @@ assert {c.shortcut.kind for c in DESIGN} == set(KINDS), "the design covers every
 
 
 def _default_recipes() -> list[dict]:
-    # The recipe candidates of docs/recipe.md that need no knowledge of the artefact.
-    return [{"name": "cap_gr3", "priors": ["cap"], "train": {"model": {"grad_ratio": 3.0}}},
-            {"name": "lime_gr3", "priors": ["lime"], "train": {"model": {"grad_ratio": 3.0}}}]
+    # The recipe rule of docs/recipe.md (a variant with priors and no training overrides).
+    return [{"name": "rule", "priors": ["lime", "cap"]}]
 
 
 @dataclass
@@ -108,7 +107,7 @@ class SuiteConfig:
     """What the suite runs: the cases, the per-case benchmark settings, the oracle grid, the recipes.
 
     Args:
-        out_dir: where the cases' benchmarks run (``<out_dir>/<case>``, oracles below it).
+        out_dir: where the cases' benchmarks run (``<out_dir>/<case>``).
         records: the folder of the per-case records ``<case>.json`` (small; commit them).
         results: the stem of the assembled ``<results>.md`` / ``.json`` (None: not written).
         cases: names of :data:`DESIGN` to run (None: all of them; ``[]``: only ``extra_cases``).
@@ -156,14 +155,10 @@ def oracle_name(weight: float) -> str:
     return f"oracle_{weight:.0e}"
 
 
-def case_benchmark_configs(cfg: SuiteConfig, case: SuiteCase) -> dict:
-    """The shortcut benchmarks one case runs: ``main`` (CE and the recipes) and one per oracle weight
-    (``oracle_<weight>``, in its own out_dir below the case's; none without an artefact).
-
-    The oracle is CE plus a training option and no prior; the pipeline trains only one prior-less
-    variant (its CE baseline), so each oracle weight is the baseline of a benchmark of its own, on
-    the same (deterministically rebuilt) shortcut data.
-    """
+def case_benchmark_config(cfg: SuiteConfig, case: SuiteCase):
+    """The case's shortcut benchmark: CE, the recipes and (with an artefact) the gold-mask oracle at
+    every weight of ``oracle_weights`` (CE plus ``model.penalty_weight`` on the training file's gold
+    ``penalty_words``: the planted artefact's positions), in one pipeline on the case's data."""
     from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant
     from eg_train.experiment.shortcut import ShortcutBenchmarkConfig
 
@@ -177,31 +172,19 @@ def case_benchmark_configs(cfg: SuiteConfig, case: SuiteCase) -> dict:
         raise ConfigError("suite benchmark.pipeline.variants is set per case (CE, the recipes, the oracles); remove it")
     pipeline.setdefault("train_config", cfg.train_configs[preset])
     has_artefact = case.shortcut.kind != "none"
-    root = Path(cfg.out_dir) / case.name
-
-    def bench(out_dir: Path, variants: list) -> ShortcutBenchmarkConfig:
-        return ShortcutBenchmarkConfig(out_dir=str(out_dir), data=DataSpec(preset=preset, classes=classes),
-                                       dataset_name=preset, shortcut=replace(case.shortcut, penalty_words=has_artefact),
-                                       pipeline=PipelineConfig(**copy.deepcopy(pipeline), variants=variants),
-                                       results=None, **copy.deepcopy(shared))
-
-    out = {"main": bench(root, [TrainedVariant("ce")] + [TrainedVariant(**copy.deepcopy(r)) for r in cfg.recipes])}
+    variants = [TrainedVariant("ce")] + [TrainedVariant(**copy.deepcopy(r)) for r in cfg.recipes]
     if has_artefact:  # no artefact: no gold mask, no oracle
-        for w in cfg.oracle_weights:
-            name = oracle_name(w)
-            out[name] = bench(root / name, [TrainedVariant(name, train={"model": {"penalty_weight": float(w)}})])
-    return out
-
-
-def case_benchmark_config(cfg: SuiteConfig, case: SuiteCase):
-    """The case's main benchmark (CE and the recipes)."""
-    return case_benchmark_configs(cfg, case)["main"]
+        variants += [TrainedVariant(oracle_name(w), train={"model": {"penalty_weight": float(w)}}, recipe="fixed")
+                     for w in cfg.oracle_weights]
+    return ShortcutBenchmarkConfig(out_dir=str(Path(cfg.out_dir) / case.name), data=DataSpec(preset=preset, classes=classes),
+                                   dataset_name=preset, shortcut=replace(case.shortcut, penalty_words=has_artefact),
+                                   pipeline=PipelineConfig(**copy.deepcopy(pipeline), variants=variants),
+                                   results=None, **copy.deepcopy(shared))
 
 
 def case_key(cfg: SuiteConfig, case: SuiteCase) -> str:
     """Hash of everything a case's record depends on (its benchmark configuration)."""
-    benches = {k: asdict(b) for k, b in case_benchmark_configs(cfg, case).items()}
-    payload = json.dumps(benches, sort_keys=True, default=str)
+    payload = json.dumps(asdict(case_benchmark_config(cfg, case)), sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
@@ -319,18 +302,27 @@ def run_case(cfg: SuiteConfig, case: SuiteCase, none_case: SuiteCase | None = No
         if saved.get("key") == key and not saved["benchmark"].get("partial"):
             log.info("suite case %s: record %s is current, not recomputed", case.name, target)
             return saved
-    results = {label: run_shortcut_benchmark(bench, command=f"python -m eg_train.experiment.suite (case {case.name}, {label})")
-               for label, bench in case_benchmark_configs(cfg, case).items()}
-    main = _small(results.pop("main"))
-    for res in results.values():  # the oracles' models beside CE's and the recipes'
-        main["models"].update(res.get("models") or {})
-        main["partial"] = bool(main["partial"] or res.get("partial"))
-        main["missing"] = list(main.get("missing") or []) + list(res.get("missing") or [])
+    bench = case_benchmark_config(cfg, case)
+    main = _small(run_shortcut_benchmark(bench, command=f"python -m eg_train.experiment.suite (case {case.name})"))
     record = {"case": {"name": case.name, "data": case.data, "why": case.why, "shortcut": asdict(case.shortcut)},
-              "key": key, "benchmark": main, "confusion": _confusion(cfg, case, none_case)}
+              "key": key, "benchmark": main, "confusion": _confusion(cfg, case, none_case),
+              "rule_choices": _rule_choices(bench)}
     record["summary"] = summarise_case(record, cfg.oracle_weights, cfg.clean_tolerance)
     atomic_write_json(target, json.loads(json.dumps(record, default=str)))
     return record
+
+
+def _rule_choices(bench_cfg) -> dict[str, dict]:
+    """Per rule variant and seed: the candidate the recipe rule chose and why (its ``choice.json``)."""
+    from eg_train.experiment.rule import is_rule
+
+    rules = {v.name for v in bench_cfg.pipeline.variants if is_rule(v)}
+    out: dict[str, dict] = {}
+    for (name, seed), model in _model_dirs(bench_cfg).items():
+        path = model.parent / "choice.json"
+        if name in rules and path.is_file():
+            out.setdefault(name, {})[str(seed)] = json.loads(path.read_text())
+    return out
 
 
 def _small(res: dict) -> dict:
@@ -419,7 +411,7 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
-__all__ = ["DATASETS", "DESIGN", "SuiteCase", "SuiteConfig", "assemble", "case_benchmark_config", "case_benchmark_configs",
+__all__ = ["DATASETS", "DESIGN", "SuiteCase", "SuiteConfig", "assemble", "case_benchmark_config",
            "choose_oracle_weight",
            "oracle_gain_share", "oracle_name", "render_markdown", "run_case", "run_suite", "summarise_case"]
 

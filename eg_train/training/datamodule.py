@@ -94,6 +94,28 @@ def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] =
     return mk(carved), mk(rest)
 
 
+def with_penalty_positions(split: LabelledSplit, path: str) -> LabelledSplit:
+    """``split`` with its ``penalty_words`` column taken from the ``positions`` of the JSON file ``path``
+    (entries ``{fingerprint, positions}``; texts without an entry get none)."""
+    import json
+    from pathlib import Path
+
+    from eg_train.foundation.words import text_fingerprint
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"data.penalty_positions: {file} not found (an audit.json with a 'positions' list)")
+    try:
+        entries = json.loads(file.read_text(encoding="utf-8"))["positions"]
+        by_fp = {str(e["fingerprint"]): [int(k) for k in e["positions"]] for e in entries}
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{file}: expected a JSON object with 'positions': [{{fingerprint, positions}}, ...] ({err})") from None
+    column = [by_fp.get(text_fingerprint(t), []) for t in split.dataset["text"]]
+    ds = split.dataset.remove_columns([PENALTY_COLUMN]) if PENALTY_COLUMN in split.dataset.column_names else split.dataset
+    log.info("%s: penalty positions for %d of %d training texts", file, sum(bool(c) for c in column), len(column))
+    return LabelledSplit(ds.add_column(PENALTY_COLUMN, column), split.label_names, split.source, split.skipped)
+
+
 class EncodedDataset(torch.utils.data.Dataset):
     """Tokenised examples with word ids, (optionally) one fused prior per example, and the
     ``penalty_words`` of a split that has that column (the targeted penalty's word indices)."""
@@ -201,6 +223,9 @@ class DataOptions:
     eval_batch_size: int = 64
     num_workers: int = 0
     test_split: str = "test"
+    # A JSON file whose ``positions`` list (``[{fingerprint, positions}]``, e.g. an ``audit.json``)
+    # gives the word indices of the targeted penalty (``model.penalty_weight``) per training text.
+    penalty_positions: str | None = None
 
 
 # The data-source options every tool spells the same way (``--data.files``, ``--data.label_column``, ...).
@@ -240,6 +265,10 @@ class EGDataModule(L.LightningDataModule):
         prior: ``none`` (CE baseline) or a :class:`PriorSpec` (cache_dir, methods, ...).
         num_workers: DataLoader worker processes.
         test_split: the split ``eg-train test`` evaluates.
+        penalty_positions: a JSON file listing, per training text (matched by its text fingerprint),
+            the word indices of the targeted penalty (``model.penalty_weight``): its ``positions``
+            entries ``{fingerprint, positions}``, as ``eg-eval audit`` writes them for the features it
+            confirmed. Replaces a ``penalty_words`` column of the data.
     """
 
     def __init__(
@@ -265,6 +294,7 @@ class EGDataModule(L.LightningDataModule):
         prior: PriorSpec | str | None = None,
         num_workers: int = 0,
         test_split: str = "test",
+        penalty_positions: str | None = None,
     ) -> None:
         super().__init__()
         if preset is None and hub is None and not files:
@@ -289,6 +319,7 @@ class EGDataModule(L.LightningDataModule):
         self.prior = parse_prior(prior)
         self.num_workers = num_workers
         self.test_split = test_split
+        self.penalty_positions = penalty_positions
         self._full_train: LabelledSplit | None = None
         self._tokenizer = None
         self.splits: dict[str, LabelledSplit] = {}
@@ -311,6 +342,7 @@ class EGDataModule(L.LightningDataModule):
             s.data, model_name=model_name, k_shot=s.k_shot, seed=s.seed, val_per_class=options.val_per_class,
             max_length=options.max_length, batch_size=options.batch_size, eval_batch_size=options.eval_batch_size,
             prior=prior, num_workers=options.num_workers, test_split=options.test_split,
+            penalty_positions=options.penalty_positions,
         )
 
     @property
@@ -360,7 +392,9 @@ class EGDataModule(L.LightningDataModule):
         if list(split.label_names) != self.label_names:
             raise DataError(f"{split.source}: label list differs from the training split's; pass data.labels explicitly")
 
-    def _setup_train_val(self) -> None:
+    def train_validation(self) -> tuple[LabelledSplit, LabelledSplit | None]:
+        """The training examples and the validation split training uses (the source's own validation
+        split, else ``val_per_class`` texts per class carved from the unsampled ones; None: none)."""
         full = self.full_train
         train = self.sample.sample(full)  # the examples the prior stage scored
         val = None
@@ -373,6 +407,12 @@ class EGDataModule(L.LightningDataModule):
             if not self.k_shot:
                 train = rest
             val = self._checked_carve(val, full)
+        return train, val
+
+    def _setup_train_val(self) -> None:
+        train, val = self.train_validation()
+        if self.penalty_positions is not None:
+            train = with_penalty_positions(train, self.penalty_positions)
         priors = None
         if self.prior is not None:
             from priors.cache import load_fused_priors

@@ -41,24 +41,19 @@ def test_design_is_about_ten_cases_covering_every_kind_and_dataset():
 
 
 def test_case_configs_add_the_oracle_with_gold_positions_except_without_artefact():
-    from eg_train.experiment.suite import case_benchmark_configs
-
-    cfg = SuiteConfig(oracle_weights=[10.0, 100.0], recipes=[{"name": "cap_gr3", "priors": ["cap"]}],
+    cfg = SuiteConfig(oracle_weights=[10.0, 100.0], recipes=[{"name": "cap_gr3", "priors": ["cap"], "recipe": "fixed"}],
                       benchmark={"pipeline": {"seeds": [0]}})
     by = {c.name: c for c in DESIGN}
-    benches = case_benchmark_configs(cfg, by["b8-phrase-end"])
-    assert list(benches) == ["main", oracle_name(10.0), oracle_name(100.0)]
-    assert [v.name for v in benches["main"].pipeline.variants] == ["ce", "cap_gr3"]
-    oracle = benches[oracle_name(100.0)]
-    assert [(v.name, v.priors, v.train) for v in oracle.pipeline.variants] == [(oracle_name(100.0), [], {"model": {"penalty_weight": 100.0}})]
-    assert oracle.out_dir.startswith(benches["main"].out_dir) and oracle.out_dir != benches["main"].out_dir
-    for bench in benches.values():  # the same data recipe, with the gold mask in the files
-        assert bench.shortcut == benches["main"].shortcut and bench.shortcut.penalty_words
-        assert bench.data.classes == 8 and bench.results is None
-        assert bench.pipeline.train_config == "configs/banking77_5shot.yaml"
+    bench = case_benchmark_config(cfg, by["b8-phrase-end"])
+    assert [v.name for v in bench.pipeline.variants] == ["ce", "cap_gr3", oracle_name(10.0), oracle_name(100.0)]
+    oracle = bench.pipeline.variants[-1]
+    assert (oracle.priors, oracle.train) == ([], {"model": {"penalty_weight": 100.0}})
+    assert bench.shortcut.penalty_words  # the gold mask in the files
+    assert bench.data.classes == 8 and bench.results is None
+    assert bench.pipeline.train_config == "configs/banking77_5shot.yaml"
     assert case_benchmark_config(cfg, by["c15-phrase-end"]).pipeline.train_config == "configs/clinc150_5shot.yaml"
-    none = case_benchmark_configs(cfg, by["b8-none"])
-    assert list(none) == ["main"] and not none["main"].shortcut.penalty_words
+    none = case_benchmark_config(cfg, by["b8-none"])
+    assert [v.name for v in none.pipeline.variants] == ["ce", "cap_gr3"] and not none.shortcut.penalty_words
     assert case_key(cfg, by["b8-none"]) != case_key(SuiteConfig(benchmark={"pipeline": {"seeds": [0, 1]}}), by["b8-none"])
     with pytest.raises(ConfigError, match="set per case"):
         case_benchmark_config(SuiteConfig(benchmark={"pipeline": {"variants": []}}), by["b8-none"])
@@ -144,8 +139,8 @@ def test_records_are_reused_and_tables_assembled_from_them(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_suite_runs_end_to_end(tmp_path, monkeypatch):
-    """configs/suite_smoke.yaml: two tiny cases (none, decoy at the end), CE and one oracle, a real
-    MiniLM; the records and tables land, and a rerun recomputes nothing."""
+    """configs/suite_smoke.yaml: two tiny cases (none, decoy at the end), CE, one oracle and the recipe
+    rule, a real MiniLM and SmolLM2; the records and tables land, and a rerun recomputes nothing."""
     from eg_train.experiment.suite import run_suite
 
     monkeypatch.chdir(ROOT)
@@ -154,7 +149,11 @@ def test_smoke_suite_runs_end_to_end(tmp_path, monkeypatch):
     out = run_suite(cfg)
     assert not out["partial"] and set(out["cases"]) == {"b3-none", "b3-decoy-end"}
     s = out["cases"]["b3-decoy-end"]["summary"]
-    assert set(s["models"]) == {"ce", oracle_name(10000.0)} and 0.0 <= s["confusion_rate"] <= 1.0
+    assert set(s["models"]) == {"ce", oracle_name(10000.0), "rule", "rule~penalty_1e+03", "rule~penalty_1e+04",
+                                "rule~prior_gr3"} and 0.0 <= s["confusion_rate"] <= 1.0
+    record = json.loads((tmp_path / "records" / "b3-decoy-end.json").read_text())
+    choice = record["rule_choices"]["rule"]["0"]
+    assert choice["chosen"] in {"ce", "rule~penalty_1e+03", "rule~penalty_1e+04", "rule~prior_gr3"} and choice["reason"]
     assert 0.0 <= s["models"]["ce"]["worst_group_accuracy"] <= 1.0
     mtime = (tmp_path / "records" / "b3-decoy-end.json").stat().st_mtime
     run_suite(cfg)

@@ -1,0 +1,293 @@
+"""The recipe rule (docs/recipe.md): what a pipeline variant with priors and no training overrides
+trains with, chosen on what a user has -- clean validation and the shortcut audit's automatic
+counter-shortcut validation -- never on a test split or a planted artefact.
+
+A rule variant ``{name: eg, priors: [lime, cap]}`` expands into *candidates*, ordinary variants of
+the same pipeline (so they are trained, keyed and reused like any other):
+
+- ``eg~penalty_<w>`` for every ``penalty_weights`` entry: CE plus the targeted word penalty
+  (:mod:`eg_train.training.penalty`) on the features the audit of the CE model *confirmed*
+  (``data.penalty_positions: audit``; with nothing confirmed it is the CE model itself);
+- ``eg~prior_gr<r>``: the variant's priors with the gradient-ratio weight ``prior_grad_ratio``.
+
+The **rule audit** (one per pipeline) audits the CE model of ``ig_prior_seed`` with the config's LLM
+priors on training's own validation split. The **selection** (:func:`choose`) then reads every
+candidate's and CE's clean validation accuracy and its accuracy on the audit's counter-shortcut
+validation (:func:`eg_train.evaluation.audit.counter_shortcut_split`), means over the variant's
+seeds, and the rule variant's run folders become links to the chosen model of each seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from eg_train.foundation.errors import ConfigError
+
+log = logging.getLogger("eg_train.experiment.rule")
+
+RECIPES = ("rule", "fixed")
+AUDIT_POSITIONS = "audit"  # data.penalty_positions of a variant: the rule audit's confirmed features
+CANDIDATE_SEP = "~"
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The rule's fixed settings (docs/recipe.md); a pipeline's ``rule`` mapping overrides them.
+
+    penalty_weights: the targeted penalty's weights tried on the audit's confirmed features.
+    prior_grad_ratio: ``model.grad_ratio`` of the prior candidate (no warm-up).
+    clean_tolerance: the clean validation accuracy a candidate may lose against CE.
+    counter_margin: what a candidate must gain over CE on the counter-shortcut validation.
+    tie: counter-shortcut accuracies this close are a tie, won by the earlier (cheaper) candidate.
+    """
+
+    penalty_weights: tuple[float, ...] = (1e3, 1e4)
+    prior_grad_ratio: float = 3.0
+    clean_tolerance: float = 0.01
+    counter_margin: float = 0.02
+    tie: float = 0.005
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "penalty_weights", tuple(float(w) for w in self.penalty_weights))
+        if any(w <= 0 for w in self.penalty_weights):
+            raise ConfigError(f"rule.penalty_weights must be positive, got {list(self.penalty_weights)}")
+        if self.prior_grad_ratio <= 0:
+            raise ConfigError(f"rule.prior_grad_ratio must be > 0, got {self.prior_grad_ratio}")
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any] | None) -> "RuleSettings":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(mapping or {}) - known)
+        if unknown:
+            raise ConfigError(f"rule: unknown option(s) {unknown}; known: {sorted(known)}")
+        return cls(**(mapping or {}))
+
+
+def resolved_recipe(variant) -> str:
+    """``rule`` or ``fixed``: a variant's own ``recipe``, else ``rule`` for a variant with priors and
+    no ``train`` overrides (the recommended recipe), ``fixed`` otherwise."""
+    if variant.recipe is not None:
+        if variant.recipe not in RECIPES:
+            raise ConfigError(f"variant {variant.name}: recipe must be one of {list(RECIPES)}, got {variant.recipe!r}")
+        return variant.recipe
+    return "rule" if variant.priors and not variant.train and not variant.init_from_ce and not variant.candidate_of else "fixed"
+
+
+def is_rule(variant) -> bool:
+    return resolved_recipe(variant) == "rule"
+
+
+def penalty_weight(variant) -> float:
+    """The targeted penalty weight a variant trains with (0: none)."""
+    return float(((variant.train or {}).get("model") or {}).get("penalty_weight") or 0.0)
+
+
+def uses_audit_positions(variant) -> bool:
+    return ((variant.train or {}).get("data") or {}).get("penalty_positions") == AUDIT_POSITIONS
+
+
+def candidate_name(rule_name: str, what: str) -> str:
+    return f"{rule_name}{CANDIDATE_SEP}{what}"
+
+
+def candidates(variant, settings: RuleSettings) -> list:
+    """The candidates of rule variant ``variant``, cheapest first (CE is always the first candidate
+    and is the pipeline's baseline, not listed here)."""
+    from eg_train.experiment.pipeline import TrainedVariant
+
+    out = []
+    if any(m in ("lime", "cap") for m in variant.priors):  # the audit needs an LLM prior
+        for w in settings.penalty_weights:
+            out.append(TrainedVariant(candidate_name(variant.name, f"penalty_{w:.0e}"), [],
+                                      train={"model": {"penalty_weight": w},
+                                             "data": {"penalty_positions": AUDIT_POSITIONS}},
+                                      seeds=variant.seeds, candidate_of=variant.name, recipe="fixed"))
+    r = settings.prior_grad_ratio
+    out.append(TrainedVariant(candidate_name(variant.name, f"prior_gr{r:g}"), list(variant.priors), variant.fusion,
+                              train={"model": {"grad_ratio": r, "beta_warmup_ratio": 0.0}},
+                              seeds=variant.seeds, candidate_of=variant.name, recipe="fixed"))
+    return out
+
+
+def expand(variants: Sequence, settings: RuleSettings) -> list:
+    """``variants`` with every rule variant's candidates after it (idempotent: present ones are kept)."""
+    names = {v.name for v in variants}
+    out = []
+    for v in variants:
+        out.append(v)
+        if v.candidate_of is None and v.priors and is_rule(v):
+            out += [c for c in candidates(v, settings) if c.name not in names]
+    return out
+
+
+def choose(scores: dict[str, dict[str, float | None]], order: Sequence[str], settings: RuleSettings,
+           has_counter: bool) -> tuple[str, str]:
+    """The rule (docs/recipe.md) on mean validation scores ``{name: {clean, counter}}``; ``order``:
+    CE first, then the candidates cheapest first. Returns the chosen name and the reason, one line."""
+    ce = order[0]
+    if not has_counter:
+        return ce, "the audit confirmed no feature: no shortcut to fix, CE"
+    floor = scores[ce]["clean"] - settings.clean_tolerance
+    ok = [n for n in order[1:] if n in scores and scores[n]["clean"] is not None and scores[n]["clean"] >= floor - 1e-12
+          and scores[n]["counter"] is not None and not math.isnan(scores[n]["counter"])]
+    if not ok:
+        return ce, f"no candidate keeps clean validation accuracy within {100 * settings.clean_tolerance:g} points of CE"
+    best = max(scores[n]["counter"] for n in ok)
+    pick = next(n for n in ok if scores[n]["counter"] >= best - settings.tie)  # ties: the cheaper one
+    gain = scores[pick]["counter"] - scores[ce]["counter"]
+    if gain < settings.counter_margin:
+        return ce, (f"best candidate {pick} gains {100 * gain:+.1f} points of counter-shortcut validation accuracy, "
+                    f"less than {100 * settings.counter_margin:g}: CE")
+    return pick, (f"{pick}: counter-shortcut validation {100 * scores[pick]['counter']:.1f} vs CE "
+                  f"{100 * scores[ce]['counter']:.1f}, clean {100 * scores[pick]['clean']:.1f} vs CE {100 * scores[ce]['clean']:.1f}")
+
+
+# -- the rule audit and the selection, as jobs of the pipeline's graph --------------------------------
+
+RULE_AUDIT_JOB = "audit:rule"
+
+
+def rule_audit_key(cfg, ce_model_key: str, prior_keys: dict, methods: list[str]) -> dict:
+    """What the rule audit depends on: the CE model, the priors it reads, the audit's settings and
+    the validation split it verifies on (training's own)."""
+    return {"model": ce_model_key, "priors": {m: prior_keys[m] for m in methods},
+            "params": dict(cfg.audit_params or {}), "heldout": "training validation"}
+
+
+def rule_audit_file(cfg, key: dict) -> Path:
+    from eg_train.experiment.layout import short_key
+
+    return Path(cfg.out_dir) / "select" / f"audit-{short_key(key)}" / "audit.json"
+
+
+def train_and_validation(cfg):
+    """The CE baseline's training examples and training's own validation split (None: none)."""
+    from eg_train.experiment.pipeline import ce_variant, train_config
+    from eg_train.training.datamodule import EGDataModule
+
+    tc = train_config(cfg, ce_variant(cfg), cfg.seeds[0], None, Path("."))
+    dm = EGDataModule.from_options(tc.data, None, model_name=tc.model.model_name)
+    train, val = dm.train_validation()
+    if val is None or len(val) == 0:
+        raise ConfigError("the recipe rule needs a validation split (data.val_per_class > 0, or a validation file)")
+    return train, val
+
+
+def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict) -> tuple[dict[str, float], str]:
+    """Audit the CE model on training's validation split into :func:`rule_audit_file` (reused by key)."""
+    from eg_train.evaluation.audit import AuditConfig, run_audit
+    from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.experiment.layout import check_key, write_key
+    from eg_train.foundation.io import atomic_write_json
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+
+    import torch
+
+    target = rule_audit_file(cfg, key)
+    if target.is_file() and check_key(target.parent, key):
+        return {}, str(target)
+    t = time.perf_counter()
+    run = Path(ce_run_dir)
+    train, val = train_and_validation(cfg)
+    priors = priors_by_fingerprint(str(Path(cfg.out_dir) / "prior_cache"), train.dataset["text"], methods, "mean", "minmax")
+    model, tok = load_sequence_classifier(str(run / "model"))
+    model.to(torch.device(cfg.device)).eval()
+    doc = run_audit(model, tok, train, priors, val, AuditConfig(**(cfg.audit_params or {})))
+    doc.update({"checkpoint": str(run / "model"), "prior": {"methods": methods, "fusion": "mean"}})
+    atomic_write_json(target, doc)
+    write_key(target.parent, key)
+    log.info("rule audit: %d confirmed of %d tested candidates", doc["counts"]["confirmed"], doc["counts"]["tested"])
+    return {"audit_rule_s": time.perf_counter() - t}, str(target)
+
+
+def confirmed_positions(audit_file: str | Path) -> int:
+    """How many training texts the rule audit's confirmed features cover."""
+    return len(json.loads(Path(audit_file).read_text()).get("positions") or [])
+
+
+def _accuracy(model_dir: Path, split, device: str) -> float:
+    import numpy as np
+    import torch
+
+    from eg_train.evaluation.attribution import encode_texts, predict_proba
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+
+    model, tok = load_sequence_classifier(str(model_dir))
+    model.to(torch.device(device)).eval()
+    enc = encode_texts(tok, list(split.dataset["text"]), 128)
+    with torch.inference_mode():
+        probs = predict_proba(model, [e.input_ids for e in enc], tok.pad_token_id, 64)
+    return float(np.mean(probs.argmax(-1) == np.asarray(split.dataset["label"])))
+
+
+def link_model(run_dir: Path, chosen_run_dir: Path, key: dict, choice: dict) -> None:
+    """Make ``run_dir`` the run of the chosen model: ``model`` (and ``metrics.csv``) link to it."""
+    from eg_train.experiment.layout import write_key
+    from eg_train.foundation.io import atomic_write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("model", "metrics.csv", "config.yaml"):
+        src, dst = chosen_run_dir / name, run_dir / name
+        if dst.is_symlink() or dst.exists():
+            dst.unlink()
+        if src.exists():
+            os.symlink(os.path.relpath(src, run_dir), dst)
+    atomic_write_json(run_dir / "choice.json", choice)
+    write_key(run_dir, key)
+
+
+def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[int, str]], audit_file: str | None,
+               targets: dict[int, str], keys: dict[int, dict], choice_file: str) -> tuple[dict[str, float], str]:
+    """Score CE and every candidate on clean and counter-shortcut validation, apply :func:`choose`,
+    write ``choice_file`` and link each seed's run folder of the rule variant to the chosen model."""
+    import numpy as np
+
+    from eg_train.evaluation.audit import counter_shortcut_split
+    from eg_train.foundation.io import atomic_write_json
+
+    t = time.perf_counter()
+    settings = RuleSettings.from_mapping(cfg.rule)
+    ce = order[0]
+    seeds = sorted(targets)
+    _, val = train_and_validation(cfg)
+    audit = json.loads(Path(audit_file).read_text()) if audit_file else {"confirmed": []}
+    counter = counter_shortcut_split(audit, val) if audit.get("confirmed") else None
+    per_seed: dict[str, dict[int, dict]] = {}
+    for name in order:
+        for s in seeds:
+            model = Path(run_dirs[name][s]) / "model"
+            if not (model / "config.json").is_file():
+                continue
+            per_seed.setdefault(name, {})[s] = {
+                "clean": _accuracy(model, val, cfg.device),
+                "counter": _accuracy(model, counter, cfg.device) if counter is not None else None}
+    means = {n: {k: (float(np.mean([r[k] for r in rows.values()])) if all(r[k] is not None for r in rows.values()) else None)
+                 for k in ("clean", "counter")} for n, rows in per_seed.items()}
+    pick, reason = choose(means, [n for n in order if n in means], settings, counter is not None)
+    log.info("rule %s: %s", rule_name, reason)
+    choice = {"variant": rule_name, "chosen": pick, "reason": reason, "settings": asdict(settings),
+              "confirmed": [{k: c.get(k) for k in ("feature", "class", "position", "flip_rate", "flip_rate_control")}
+                            for c in audit.get("confirmed", [])],
+              "validation": {"n_clean": len(val), "n_counter": 0 if counter is None else len(counter)},
+              "scores": means, "per_seed": {n: {str(s): r for s, r in rows.items()} for n, rows in per_seed.items()}}
+    atomic_write_json(Path(choice_file), choice)
+    for s in seeds:
+        link_model(Path(targets[s]), Path(run_dirs[pick][s]), keys[s], {"chosen": pick, "reason": reason})
+    return {f"select_{rule_name}_s": time.perf_counter() - t}, pick
+
+
+def same_as_ce(run_dir: Path, ce_run_dir: Path, key: dict) -> None:
+    """A penalty candidate whose audit confirmed nothing penalises no word: it *is* the CE model."""
+    link_model(run_dir, ce_run_dir, key, {"chosen": "ce", "reason": "the audit confirmed no feature: no word to penalise"})
+
+
+__all__ = ["AUDIT_POSITIONS", "RECIPES", "RULE_AUDIT_JOB", "RuleSettings", "candidates", "choose", "expand",
+           "is_rule", "link_model", "penalty_weight", "resolved_recipe", "rule_audit_file", "rule_audit_job",
+           "rule_audit_key", "select_job", "uses_audit_positions"]
