@@ -31,9 +31,11 @@ from typing import Any, Callable
 
 from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.experiment.layout import RunId, RunLayout, check_key, short_key, write_key
+from eg_train.experiment.variant import TrainedVariant
 from eg_train.experiment.rule import (
     RULE_AUDIT_JOB,
     RuleSettings,
+    expand,
     is_rule,
     rule_audit_file,
     rule_audit_job,
@@ -47,39 +49,6 @@ from eg_train.foundation.fingerprint import split_fingerprint
 from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
-
-
-@dataclass
-class TrainedVariant:
-    """One trained model: a name, the priors it aligns to (empty list = CE baseline), and training
-    options of its own merged over the pipeline's ``train`` (e.g. ``{model: {beta_warmup_ratio: 0.5}}``).
-
-    ``init_from_ce``: start from the CE baseline of the same seed (trained anyway, for the IG prior
-    and the comparison) instead of the pretrained SLM, so the alignment acts on a model whose
-    classifier has already learned the task (at initialisation the alignment gradient dwarfs CE's;
-    at the CE model it is a fraction of it: ``scripts/diagnose_alignment.py``).
-
-    Attributes:
-        name: the variant's name: its run folders (``runs/<name>-seed<k>``) and its rows in the results.
-        priors: the cached prior methods fused into its alignment target (``lime``, ``cap``, ``ig``); empty:
-            the CE baseline.
-        fusion: how the normalised priors combine (``mean``, ``max``).
-        train: training options merged over the pipeline's ``train``, in the training config's layout.
-    """
-
-    name: str
-    priors: list[str] = field(default_factory=list)
-    fusion: str = "mean"
-    train: dict[str, Any] = field(default_factory=dict)
-    init_from_ce: bool = False
-    # Seeds of this variant, a subset of the pipeline's (None: all of them): e.g. 5 seeds for CE and
-    # the headline variant, 3 for the others. The CE baseline always runs every pipeline seed.
-    seeds: list[int] | None = None
-    # ``rule``: chosen by the recipe rule among candidates (eg_train/experiment/rule.py, docs/recipe.md);
-    # ``fixed``: trained as written. None: ``rule`` for a variant with priors and no ``train``.
-    recipe: str | None = None
-    # Set on the candidates a rule variant expands into (the rule variant's name); not for users.
-    candidate_of: str | None = None
 
 
 @dataclass
@@ -161,10 +130,15 @@ class PipelineConfig:
     evaluate_candidates: bool = True
 
     def __post_init__(self) -> None:
-        from eg_train.experiment.rule import RuleSettings, expand
+        expand_rules(self)
 
-        if all(isinstance(v, TrainedVariant) for v in self.variants):  # rule variants bring their candidates
-            self.variants = expand(self.variants, RuleSettings.from_mapping(self.rule))
+
+def expand_rules(cfg: PipelineConfig) -> PipelineConfig:
+    """Add every rule variant's candidates to ``cfg.variants`` (idempotent; also after the variants
+    were replaced)."""
+    if all(isinstance(v, TrainedVariant) for v in cfg.variants):
+        cfg.variants = expand(cfg.variants, RuleSettings.from_mapping(cfg.rule))
+    return cfg
 
 
 class _Timings(dict):
@@ -333,6 +307,7 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
     from eg_train.evaluation.attacks.build import AttackConfig
     from eg_train.foundation.device import resolve_precision
 
+    expand_rules(cfg)
     lay = layout(cfg)
     fps = fingerprints if fingerprints is not None else data_fingerprints(cfg.data)
     ce = ce_variant(cfg)
@@ -755,6 +730,7 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
     of its seed with ``init_from_ce``), and an evaluation for its model, the keyword attacks and the
     CE model's evaluation (the transfer texts).
     """
+    expand_rules(cfg)
     p = the_plan or plan(cfg)
     ce = ce_variant(cfg)
     needed = sorted({m for v in cfg.variants for m in v.priors})
@@ -783,7 +759,9 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
     runs = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce)]
     if p.rule_audit:
         ra = p.rule_audit
-        jobs.append(Job(RULE_AUDIT_JOB, rule_audit_job, (cfg, ce_src.run_dir, ra["methods"], ra["key"]),
+        ce_tc = train_config(cfg, ce, src, None, Path("."))
+        jobs.append(Job(RULE_AUDIT_JOB, rule_audit_job, (cfg, ce_src.run_dir, ra["methods"], ra["key"], ce_tc.data,
+                                                         ce_tc.model.model_name),
                         (_key("train", ce, src), *(prior_key[m] for m in ra["methods"]))))
     for v, s in runs:
         if v is ce:
@@ -834,7 +812,8 @@ def _select_job(cfg, name, order, run_dirs, audit, targets, keys, choice) -> tup
     with locked(RunLayout.lock_file(Path(choice).parent), what=f"{choice} (being chosen)", timeout=-1):
         if Path(choice).is_file() and all(_trained(Path(targets[s]), keys[s]) for s in targets):
             return {}, json.loads(Path(choice).read_text())["chosen"]
-        return select_job(cfg, name, order, run_dirs, audit, targets, keys, choice)
+        tc = train_config(cfg, ce_variant(cfg), cfg.seeds[0], None, Path("."))
+        return select_job(cfg, name, order, run_dirs, audit, targets, keys, choice, tc.data, tc.model.model_name)
 
 
 def _link_job(choice: str, run_dirs: dict, target: str, key: dict, seed: int) -> tuple[dict[str, float], str]:
@@ -868,6 +847,7 @@ def check_config(cfg: PipelineConfig) -> None:
     from priors.fusion import FUSIONS
     from priors.methods import PRIOR_REGISTRY
 
+    expand_rules(cfg)
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one training seed (e.g. seeds: [0])")
     if len(set(cfg.seeds)) != len(cfg.seeds):

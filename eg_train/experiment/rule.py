@@ -100,7 +100,7 @@ def candidate_name(rule_name: str, what: str) -> str:
 def candidates(variant, settings: RuleSettings) -> list:
     """The candidates of rule variant ``variant``, cheapest first (CE is always the first candidate
     and is the pipeline's baseline, not listed here)."""
-    from eg_train.experiment.pipeline import TrainedVariant
+    from eg_train.experiment.variant import TrainedVariant
 
     out = []
     if any(m in ("lime", "cap") for m in variant.priors):  # the audit needs an LLM prior
@@ -167,20 +167,20 @@ def rule_audit_file(cfg, key: dict) -> Path:
     return Path(cfg.out_dir) / "select" / f"audit-{short_key(key)}" / "audit.json"
 
 
-def train_and_validation(cfg):
-    """The CE baseline's training examples and training's own validation split (None: none)."""
-    from eg_train.experiment.pipeline import ce_variant, train_config
+def train_and_validation(data_options, model_name: str):
+    """The training examples and training's own validation split of the CE baseline's training
+    config (``data_options``: its :class:`~eg_train.training.datamodule.DataOptions`)."""
     from eg_train.training.datamodule import EGDataModule
 
-    tc = train_config(cfg, ce_variant(cfg), cfg.seeds[0], None, Path("."))
-    dm = EGDataModule.from_options(tc.data, None, model_name=tc.model.model_name)
+    dm = EGDataModule.from_options(data_options, None, model_name=model_name)
     train, val = dm.train_validation()
     if val is None or len(val) == 0:
         raise ConfigError("the recipe rule needs a validation split (data.val_per_class > 0, or a validation file)")
     return train, val
 
 
-def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict) -> tuple[dict[str, float], str]:
+def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict, data_options, model_name: str
+                   ) -> tuple[dict[str, float], str]:
     """Audit the CE model on training's validation split into :func:`rule_audit_file` (reused by key)."""
     from eg_train.evaluation.audit import AuditConfig, run_audit
     from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
@@ -195,7 +195,7 @@ def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict) -> tuple
         return {}, str(target)
     t = time.perf_counter()
     run = Path(ce_run_dir)
-    train, val = train_and_validation(cfg)
+    train, val = train_and_validation(data_options, model_name)
     priors = priors_by_fingerprint(str(Path(cfg.out_dir) / "prior_cache"), train.dataset["text"], methods, "mean", "minmax")
     model, tok = load_sequence_classifier(str(run / "model"))
     model.to(torch.device(cfg.device)).eval()
@@ -244,7 +244,8 @@ def link_model(run_dir: Path, chosen_run_dir: Path, key: dict, choice: dict) -> 
 
 
 def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[int, str]], audit_file: str | None,
-               targets: dict[int, str], keys: dict[int, dict], choice_file: str) -> tuple[dict[str, float], str]:
+               targets: dict[int, str], keys: dict[int, dict], choice_file: str, data_options, model_name: str
+               ) -> tuple[dict[str, float], str]:
     """Score CE and every candidate on clean and counter-shortcut validation, apply :func:`choose`,
     write ``choice_file`` and link each seed's run folder of the rule variant to the chosen model."""
     import numpy as np
@@ -256,7 +257,7 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
     settings = RuleSettings.from_mapping(cfg.rule)
     ce = order[0]
     seeds = sorted(targets)
-    _, val = train_and_validation(cfg)
+    _, val = train_and_validation(data_options, model_name)
     audit = json.loads(Path(audit_file).read_text()) if audit_file else {"confirmed": []}
     counter = counter_shortcut_split(audit, val) if audit.get("confirmed") else None
     per_seed: dict[str, dict[int, dict]] = {}

@@ -119,7 +119,7 @@ def _pipeline_metrics(case_out: Path, label: str, attack: str | None) -> dict[st
             recipes = (metrics.get("model_attacks") or {}).get("recipes", {})
             adaptive = recipes.get(attack, {}).get("accuracy_under_attack") if attack else None
             transfer = (metrics.get("transfer") or {}).get(attack, {}).get("accuracy") if attack else None
-            choice = Path(model["run"]) / "choice.json"  # a rule variant: the candidate it chose, and why
+            choice = Path(model.get("run") or ".") / "choice.json"  # a rule variant: the candidate it chose, and why
             return {"adaptive": adaptive, "transfer": transfer,
                     "audit": model.get("audit") or (str(Path(keys["rule_audit"]).parent) if keys.get("rule_audit") else None),
                     "choice": json.loads(choice.read_text()) if choice.is_file() else None}

@@ -15,7 +15,7 @@ from eg_train.foundation.errors import ConfigError
 
 def _cfg(tmp_path, **kw) -> PipelineConfig:
     return PipelineConfig(out_dir=str(tmp_path / "out"), data=DataSpec(preset="banking77", classes=4), k_shot=2,
-                          seeds=[0, 1], variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"])],
+                          seeds=[0, 1], variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], recipe="fixed")],
                           **kw)
 
 

@@ -185,7 +185,7 @@ def test_a_tiny_pipeline_graph_runs_on_the_cluster(tmp_path, tiny_spec, cluster)
         train={"trainer": {"max_epochs": 1, "enable_progress_bar": False},
                "data": {"batch_size": 3, "val_per_class": 1}, "model": {"ig": {"calibration_resolution": 8}}},
         seeds=[0], llm="smollm2-135m-instruct", priors={"demonstrations_per_class": 0}, n_samples=8,
-        variants=[TrainedVariant("ce"), TrainedVariant("lime", ["lime"])], test_subset=None,
+        variants=[TrainedVariant("ce"), TrainedVariant("lime", ["lime"], recipe="fixed")], test_subset=None,
         faithfulness_examples=3, eval_ig_steps=4, workers=2, scheduler_address=cluster,
     )
     summary = run_pipeline(cfg)

@@ -27,7 +27,7 @@ def pipeline_config(tmp_path, tiny_spec):
         llm="smollm2-135m-instruct",  # the tiny run stays on the smaller LLM; the default is checked below
         priors={"demonstrations_per_class": 0},
         n_samples=8,
-        variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
+        variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean", recipe="fixed")],
         ig_prior_seed=0,
         test_subset=None,
         faithfulness_examples=3,
@@ -124,8 +124,8 @@ def test_init_from_ce_starts_each_seed_from_its_own_ce_model(pipeline_config, tm
 
 def test_job_graph_waits_only_for_what_each_step_needs(pipeline_config):
     cfg = pipeline_config
-    cfg.variants = [TrainedVariant("ce"), TrainedVariant("lime", ["lime"]),
-                    TrainedVariant("hybrid", ["lime", "cap", "ig"]), TrainedVariant("warm", ["cap"], init_from_ce=True)]
+    cfg.variants = [TrainedVariant("ce"), TrainedVariant("lime", ["lime"], recipe="fixed"),
+                    TrainedVariant("hybrid", ["lime", "cap", "ig"], recipe="fixed"), TrainedVariant("warm", ["cap"], init_from_ce=True)]
     extra = lambda v, s, run: [Job(f"extra:{v.name}-seed{s}", print, (str(run),))]  # noqa: E731
     jobs = {j.key: j for j in pipeline_jobs(cfg, extra)}
     order = list(jobs)
@@ -160,7 +160,7 @@ def test_priors_mapping_sets_prior_stage_options_and_refuses_pipeline_owned_ones
 
 
 def test_variant_seeds_must_be_pipeline_seeds(pipeline_config):
-    pipeline_config.variants.append(TrainedVariant("five", ["cap"], seeds=[0, 4]))
+    pipeline_config.variants.append(TrainedVariant("five", ["cap"], seeds=[0, 4], recipe="fixed"))
     with pytest.raises(ValueError, match=r"seeds \[4\] are not among"):
         run_pipeline(pipeline_config)
 

@@ -7,7 +7,7 @@ from eg_train.foundation.data import DataSpec
 def _cfg(tmp_path, tiny_spec, precision):
     return PipelineConfig(out_dir=str(tmp_path / "out"), data=DataSpec(**tiny_spec), k_shot=2,
                           train_config="configs/demo.yaml", precision=precision,
-                          variants=[TrainedVariant("ce"), TrainedVariant("cap", ["cap"])])
+                          variants=[TrainedVariant("ce"), TrainedVariant("cap", ["cap"], recipe="fixed")])
 
 
 def test_precision_reaches_training_and_priors(tmp_path, tiny_spec):

@@ -46,7 +46,7 @@ def _cfg(tmp_path, tiny_spec, **kw) -> ShortcutBenchmarkConfig:
         shortcut=ShortcutConfig(kind="decoy", strength=1.0, seed=0),
         train={"trainer": {"max_epochs": 1, "enable_progress_bar": False}, "data": {"batch_size": 3},
                "model": {"ig": {"calibration_resolution": 8}}},
-        seeds=[0], n_samples=8, llm="smollm2-135m-instruct", priors={"demonstrations_per_class": 0}, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean")],
+        seeds=[0], n_samples=8, llm="smollm2-135m-instruct", priors={"demonstrations_per_class": 0}, variants=[TrainedVariant("ce"), TrainedVariant("hybrid", ["lime", "cap", "ig"], "mean", recipe="fixed")],
         workers=1, diagnostics_batches=1, pipeline_test_subset=None, faithfulness_examples=2, eval_ig_steps=4, ig_examples=4, ig_steps=4,
         results=str(tmp_path / "results" / "shortcut_tiny"), train_config=str(REPO / "configs" / "demo.yaml"),
     )
@@ -142,7 +142,7 @@ def test_results_pairing_partial_flag_and_kept_analysis(tmp_path, tiny_spec):
 
 
 def test_best_variant_is_chosen_on_validation_and_a_selection_run_hides_the_tests(tmp_path, tiny_spec):
-    variants = [TrainedVariant("ce"), TrainedVariant("a", ["lime"]), TrainedVariant("b", ["cap"])]
+    variants = [TrainedVariant("ce"), TrainedVariant("a", ["lime"], recipe="fixed"), TrainedVariant("b", ["cap"], recipe="fixed")]
     cfg = _cfg(tmp_path, tiny_spec, seeds=[0, 1], variants=variants)
     data, _ = build_data(cfg)
     # "a" is better on the tests, "b" on validation: the target check must take "b".

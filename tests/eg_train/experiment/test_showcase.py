@@ -29,7 +29,11 @@ def test_shipped_config_parses_and_compares_ce_with_the_recipe():
     assert [c.shortcut.kind for c in cfg.cases] == ["none", "word"]
     variants = {v.name: v for v in cfg.benchmark.pipeline.variants}
     assert variants["ce"].priors == [] and variants[cfg.recipe].priors
-    assert cfg.benchmark.pipeline.model_attacks == ["deepwordbug"] and cfg.benchmark.pipeline.audit
+    assert cfg.benchmark.pipeline.model_attacks == ["deepwordbug"]
+    # The demo's recipe is the rule (docs/recipe.md), whose audit of the CE model the demo shows.
+    from eg_train.experiment.rule import is_rule
+
+    assert is_rule(variants[cfg.recipe]) and f"{cfg.recipe}~prior_gr3" in variants
 
 
 @pytest.mark.parametrize("change, message", [({"recipe": "nope"}, "not one of"),
