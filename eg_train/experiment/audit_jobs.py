@@ -35,8 +35,15 @@ def audit_methods(cfg) -> list[str]:
 
 def audit_key(cfg, model, methods: list[str], prior_keys: dict) -> dict:
     """What an audit depends on: the model's key, the priors it reads and the audit's settings."""
+    import json
+    from dataclasses import asdict
+
+    from eg_train.evaluation.audit import AuditConfig
+
+    # The resolved settings, not the overrides: a changed default is a changed audit.
+    params = json.loads(json.dumps(asdict(AuditConfig(**(cfg.audit_params or {}))), default=str))
     return {"model": model.run.key, "priors": {m: prior_keys[m] for m in methods},
-            "reserve_per_class": cfg.audit_reserve_per_class, "params": dict(cfg.audit_params or {})}
+            "reserve_per_class": cfg.audit_reserve_per_class, "params": params}
 
 
 def _audit_job(cfg, model, methods: list[str], key: dict) -> tuple[dict[str, float], str]:

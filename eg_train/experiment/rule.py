@@ -157,8 +157,12 @@ RULE_AUDIT_JOB = "audit:rule"
 def rule_audit_key(cfg, ce_model_key: str, prior_keys: dict, methods: list[str]) -> dict:
     """What the rule audit depends on: the CE model, the priors it reads, the audit's settings and
     the validation split it verifies on (training's own)."""
+    from eg_train.evaluation.audit import AuditConfig
+
+    # The resolved settings, not the overrides: a changed default is a changed audit.
     return {"model": ce_model_key, "priors": {m: prior_keys[m] for m in methods},
-            "params": dict(cfg.audit_params or {}), "heldout": "training validation"}
+            "params": json.loads(json.dumps(asdict(AuditConfig(**(cfg.audit_params or {}))), default=str)),
+            "heldout": "training validation"}
 
 
 def rule_audit_file(cfg, key: dict) -> Path:

@@ -41,7 +41,7 @@ def test_all_models_and_finished_audits_skipped_only_for_their_own_key(tmp_path)
     keys = sorted(j.key for j in pipeline_jobs(cfg) if j.key.startswith("audit:"))
     assert keys == ["audit:ce-seed0", "audit:ce-seed1", "audit:hybrid-seed1"]
     # the same model audited with other settings: that folder is not reused
-    other = PipelineConfig(**{**cfg.__dict__, "audit_params": {"top_k": 1}})
+    other = PipelineConfig(**{**cfg.__dict__, "audit_params": {"candidates_per_class": 1}})
     with pytest.raises(KeyMismatchError):
         pipeline_jobs(other)
 
