@@ -867,6 +867,12 @@ def check_config(cfg: PipelineConfig) -> None:
     if len(baselines) > 1:
         raise ConfigError(f"variants: {baselines} have no priors and no penalty; one CE baseline only "
                           "(give the others priors or model.penalty_weight)")
+    from eg_train.evaluation.audit import AuditConfig
+
+    known = sorted(f.name for f in fields(AuditConfig))
+    unknown = sorted(set(cfg.audit_params or {}) - set(known))
+    if unknown:
+        raise ConfigError(f"audit_params: unknown option(s) {unknown}; known: {known}")
     if any(uses_audit_positions(v) for v in cfg.variants) and not rule_audit_methods(cfg):
         raise ConfigError("data.penalty_positions: audit needs an LLM prior (lime or cap) in some variant, for the audit")
     methods, fusions = _names(PRIOR_REGISTRY), _names(FUSIONS)

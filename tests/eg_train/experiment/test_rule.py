@@ -120,3 +120,8 @@ def test_penalty_positions_attach_the_audit_words_by_fingerprint(tmp_path):
         with_penalty_positions(split, str(f))
     with pytest.raises(DataError, match="not found"):
         with_penalty_positions(split, str(tmp_path / "none.json"))
+
+
+def test_unknown_audit_params_are_refused_up_front(tmp_path):
+    with pytest.raises(ConfigError, match="audit_params: unknown option"):
+        check_config(_cfg(tmp_path, audit_params={"top_k": 1}))
