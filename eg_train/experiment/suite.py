@@ -230,6 +230,36 @@ def oracle_gain_share(recipe_counter: float, ce_counter: float, oracle_counter: 
 MODEL_KEYS = ("clean_accuracy", "counter_accuracy", "worst_group_accuracy", "shortcut_reliance")
 
 
+def paired_vs_ce(models: dict[str, dict], labels: dict[str, list[int]], n_boot: int = 5000) -> dict[str, dict]:
+    """Per model and test split (``clean``, ``counter``): the mean paired accuracy difference from CE
+    over the seeds both have, with the two-level paired bootstrap 95 % interval (test texts and seeds
+    resampled; :func:`eg_train.evaluation.statistics.paired_bootstrap`)."""
+    from eg_train.evaluation.statistics import paired_bootstrap
+
+    ce = models.get("ce")
+    out: dict[str, dict] = {}
+    if not ce:
+        return out
+    for name, m in models.items():
+        if name == "ce":
+            continue
+        seeds = sorted(set(m["per_seed"]) & set(ce["per_seed"]), key=int)
+        row = {}
+        for split, gold in labels.items():
+            def correct(model: dict) -> np.ndarray | None:
+                preds = [model["per_seed"][s].get("predictions", {}).get(split) for s in seeds]
+                if not seeds or any(p is None or len(p) != len(gold) for p in preds):
+                    return None
+                return (np.asarray(preds) == np.asarray(gold)[None, :]).astype(float)
+
+            a, b = correct(m), correct(ce)
+            if a is not None and b is not None:
+                iv = paired_bootstrap(a, b, n_boot=n_boot, seed=0)
+                row[split] = {"mean": iv.mean, "ci95": [iv.low, iv.high], "n_seeds": iv.n_seeds, "n_examples": iv.n_examples}
+        out[name] = row
+    return out
+
+
 def summarise_case(record: dict, oracle_weights: Sequence[float], clean_tolerance: float = 0.01) -> dict:
     """Per model: the means of :data:`MODEL_KEYS` (test) and of the validation metrics; per case:
     the chosen oracle weight, CE's reliance over the no-shortcut confusion rate, and every recipe's
@@ -242,6 +272,8 @@ def summarise_case(record: dict, oracle_weights: Sequence[float], clean_toleranc
                    "seeds": m["seeds"]}
             for name, m in models.items()}
     out: dict[str, Any] = {"models": rows}
+    if record.get("test_labels"):
+        out["paired"] = paired_vs_ce(models, record["test_labels"])
     weight = choose_oracle_weight(models, oracle_weights, clean_tolerance)
     out["oracle_weight"] = weight
     confusion = record.get("confusion")
@@ -306,10 +338,20 @@ def run_case(cfg: SuiteConfig, case: SuiteCase, none_case: SuiteCase | None = No
     main = _small(run_shortcut_benchmark(bench, command=f"python -m eg_train.experiment.suite (case {case.name})"))
     record = {"case": {"name": case.name, "data": case.data, "why": case.why, "shortcut": asdict(case.shortcut)},
               "key": key, "benchmark": main, "confusion": _confusion(cfg, case, none_case),
-              "rule_choices": _rule_choices(bench)}
+              "rule_choices": _rule_choices(bench), "test_labels": _test_labels(bench)}
     record["summary"] = summarise_case(record, cfg.oracle_weights, cfg.clean_tolerance)
     atomic_write_json(target, json.loads(json.dumps(record, default=str)))
     return record
+
+
+def _test_labels(bench_cfg) -> dict[str, list[int]]:
+    """The gold labels of the case's clean and counter-shortcut test texts (the records' predictions
+    are in this order), for paired intervals."""
+    from eg_train.experiment.shortcut import _paths
+    from eg_train.foundation.data.shortcut import load_shortcut
+
+    data = load_shortcut(_paths(bench_cfg)["data"])
+    return {split: [int(y) for y in data[f"test_{split}"]["label"]] for split in ("clean", "counter")}
 
 
 def _rule_choices(bench_cfg) -> dict[str, dict]:
@@ -341,7 +383,9 @@ def assemble(cfg: SuiteConfig) -> dict:
             found[case.name] = json.loads(path.read_text())
         else:
             missing.append(case.name)
-    out = {"cases": {name: {"case": r["case"], "summary": r["summary"]} for name, r in found.items()},
+    # Summaries are recomputed from the records: a record written before a summary figure existed gets it.
+    out = {"cases": {name: {"case": r["case"], "summary": summarise_case(r, cfg.oracle_weights, cfg.clean_tolerance)}
+                     for name, r in found.items()},
            "missing": missing, "partial": bool(missing), "oracle_weights": list(cfg.oracle_weights),
            "recipes": [r["name"] for r in cfg.recipes]}
     if cfg.results:
@@ -354,6 +398,12 @@ def _pct(x: Any) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}"
 
 
+def _delta(d: dict | None) -> str:
+    if not d:
+        return "–"
+    return f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+
+
 def render_markdown(out: dict) -> str:
     """The suite's tables: one row per case and model; the oracle's gain share per recipe."""
     lines = ["# Shortcut suite", "",
@@ -362,7 +412,8 @@ def render_markdown(out: dict) -> str:
              "counter-shortcut gain over CE it recovers (docs/shortcut_suite.md).", ""]
     if out["partial"]:
         lines += [f"**Partial**: no record yet for {', '.join(out['missing'])}.", ""]
-    lines += ["| case | model | clean | counter | worst-group | reliance | gain share |", "|---|---|---|---|---|---|---|"]
+    lines += ["| case | model | clean | Δ clean vs CE [95 % CI] | counter | Δ counter vs CE [95 % CI] | worst-group | reliance | gain share |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, c in out["cases"].items():
         s = c["summary"]
         for model, r in s["models"].items():
@@ -370,7 +421,9 @@ def render_markdown(out: dict) -> str:
                 continue
             share = s.get("gain_share", {}).get(model)
             label = f"{model} (chosen)" if model == s.get("oracle") else model
-            lines.append(f"| {name} | {label} | {_pct(r['clean_accuracy'])} | {_pct(r['counter_accuracy'])} | "
+            paired = s.get("paired", {}).get(model, {})
+            lines.append(f"| {name} | {label} | {_pct(r['clean_accuracy'])} | {_delta(paired.get('clean'))} | "
+                         f"{_pct(r['counter_accuracy'])} | {_delta(paired.get('counter'))} | "
                          f"{_pct(r['worst_group_accuracy'])} | {_pct(r['shortcut_reliance'])} | {_pct(share)} |")
     lines += ["", "| case | CE reliance | no-shortcut confusion | ratio |", "|---|---|---|---|"]
     for name, c in out["cases"].items():
@@ -413,7 +466,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 __all__ = ["DATASETS", "DESIGN", "SuiteCase", "SuiteConfig", "assemble", "case_benchmark_config",
            "choose_oracle_weight",
-           "oracle_gain_share", "oracle_name", "render_markdown", "run_case", "run_suite", "summarise_case"]
+           "oracle_gain_share", "oracle_name", "paired_vs_ce", "render_markdown", "run_case", "run_suite", "summarise_case"]
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from eg_train.experiment.suite import (
     case_key,
     choose_oracle_weight,
     oracle_gain_share,
+    paired_vs_ce,
     oracle_name,
     parse_config,
     run_case,
@@ -112,6 +113,15 @@ def _record(name="b8-word", confusion=0.1):
     return {"case": {"name": name}, "benchmark": {"models": models, "partial": False}, "confusion": confusion}
 
 
+def test_paired_differences_from_ce_with_a_bootstrap_interval():
+    gold = [0, 1, 0, 1]
+    models = {"ce": {"per_seed": {"0": {"predictions": {"clean": [0, 1, 1, 0]}}, "1": {"predictions": {"clean": [0, 1, 1, 1]}}}},
+              "x": {"per_seed": {"0": {"predictions": {"clean": [0, 1, 0, 1]}}, "1": {"predictions": {"clean": [0, 1, 0, 1]}}}}}
+    out = paired_vs_ce(models, {"clean": gold}, n_boot=500)["x"]["clean"]
+    assert out["mean"] == pytest.approx((1.0 - 0.5 + 1.0 - 0.75) / 2)  # paired mean over seeds
+    assert out["ci95"][0] <= out["mean"] <= out["ci95"][1] and out["n_seeds"] == 2 and out["n_examples"] == 4
+
+
 def test_summary_gives_ce_reliance_over_confusion_and_recipe_gain_share():
     s = summarise_case(_record(), [10.0])
     assert s["oracle"] == oracle_name(10.0)
@@ -132,7 +142,7 @@ def test_records_are_reused_and_tables_assembled_from_them(tmp_path):
     out = assemble(cfg)
     assert out["partial"] and out["missing"] == ["b8-none"]
     md = (tmp_path / "suite.md").read_text()
-    assert "| b8-word | cap_gr3 | 79.0 | 60.0 | 40.0 | 20.0 | 50.0 |" in md
+    assert "| b8-word | cap_gr3 | 79.0 | – | 60.0 | – | 40.0 | 20.0 | 50.0 |" in md  # no labels: no paired interval
     assert "| b8-word | 40.0 | 10.0 | 4.0 |" in md
     assert json.loads((tmp_path / "suite.json").read_text())["cases"]["b8-word"]["summary"]["oracle"] == oracle_name(10.0)
 
