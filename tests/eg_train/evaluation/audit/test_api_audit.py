@@ -15,7 +15,7 @@ from eg_train.foundation.words import split_words
 from priors.cache import PriorCache, make_record
 
 K_SHOT = 6
-PARAMS = AuditConfig(max_texts_per_class=3, ig_steps=4, candidates_per_class=2, n_controls=2, n_boot=300,
+PARAMS = AuditConfig(max_texts_per_class=3, ig_steps=4, candidates_per_class=2, n_controls=2, n_boot=300, llm=None,
                      list_per_class=5)
 
 
