@@ -14,7 +14,8 @@ cached. Per case:
 
 - ``ce_reliance``: CE's shortcut reliance on the counter-shortcut test texts (what the benchmark knows);
 - ``recall_at_5``: share of classes whose planted artefact is among the class's 5 best-scored confirmed
-  features (a feature counts when its words contain the artefact's);
+  features (a feature counts when its words contain the artefact's, or when it is a part of at least 2
+  words of a longer artefact: features have at most 3 words);
 - ``confirmed``: confirmed features; ``false_confirmations_per_10_classes``: confirmed features that
   contain no planted artefact of their class, per 10 classes (every confirmed feature on ``clean``);
 - ``seconds``: the audit's wall time (priors cached); ``over_ce_fit``: that over the CE fit's wall time.
@@ -105,8 +106,8 @@ def reuse_sibling_priors(spec, args, cache: Path, siblings: list[Path]) -> int:
               if i not in done}
     copied = 0
     for other in siblings:
-        if other == cache or not (other / "parts").is_dir():
-            continue
+        if other == cache or not (other / "parts").is_dir() or not PriorCache(other).config_hashes(args.prior):
+            continue  # nothing of this method there (a sibling computed another prior)
         records = PriorCache(other).records(args.prior)
         by_hash: dict[str, list[dict]] = {}
         for r in records:
@@ -141,11 +142,15 @@ def ce_reliance(model_dir: Path, data) -> float:
 def score_case(doc: dict, artefacts: list[str] | None, n_classes: int) -> dict:
     """recall@5, confirmed count and false confirmations per 10 classes of one audit."""
     def hits(feature: str, label: int) -> bool:
+        """The feature contains the artefact, or is a part of it of at least 2 words: the audit's features
+        have at most max_n (3) words, so a 4-word artefact ("sent from my iphone") is found as a part."""
         if not artefacts:
             return False
         a = artefacts[label].lower().split()
         f = feature.split()
-        return any(f[k : k + len(a)] == a for k in range(len(f) - len(a) + 1))
+        if any(f[k : k + len(a)] == a for k in range(len(f) - len(a) + 1)):
+            return True
+        return len(f) >= 2 and any(a[k : k + len(f)] == f for k in range(len(a) - len(f) + 1))
 
     confirmed = doc["confirmed"]
     false = [c for c in confirmed if not hits(c["feature"], c["label"])]
@@ -212,7 +217,8 @@ def write_markdown(res: dict, path: Path) -> None:
         f"Produced by `{res['command']}` on {res['machine']} (a shared 2-core CPU, loaded by other jobs: "
         "the seconds are indicative, the ratio to the CE fit beside them on the same load).", "",
         f"Banking77 {s['k_shot']}-shot, first {s['classes']} intents, {s['val_per_class']} validation texts per class "
-        f"(the audit's held-out split); CE: all-MiniLM-L6-v2, {s['epochs']} epochs (`eg_train.training.api.fit`); "
+        f"(the audit's held-out split); CE: all-MiniLM-L6-v2, {s['epochs']} epochs (`eg_train.training.api.fit`; "
+        "its fit time is that of the run that trained it: a resumed case reuses its model and fit time); "
         f"prior: {s['prior']} from {s['llm']} with n = {s['n_samples']} perturbations (`priors.api.compute`, cached "
         f"before the audit); audit defaults, {s['candidates_per_class']} candidates per class proved; LLM counterfactual: "
         + ("off" if s.get("audit_llm", "none") == "none" else

@@ -16,10 +16,12 @@ order of the held-out split, the first ones among the texts the proof inserts in
   controls ``g_j`` (random words of the same length and frequency band, at the same positions);
   ``e_i`` their mean over ``j``, ``llm_delta_log_p_control`` the mean ``Ē`` over texts;
 - ``llm_ci95``: the paired bootstrap 95 % percentile interval of ``mean(d − e)`` (texts resampled);
-- ``llm_word_margin``: how far a *random word's* change ranges around ``Ē``: ``t_{.975,df} · s_w ·
+- ``llm_word_margin``: how far a *random word's* change ranges around ``Ē``: ``t_{q,df} · s_w ·
   sqrt(1 + 1/m)``, ``s_w`` the standard deviation of the control words' mean changes ``E_j = mean_i
   e_ij`` around their candidate's ``Ē``, pooled over every LLM-tested candidate of the audit (``df`` =
-  ``Σ (m − 1)``): the 95 % prediction interval of one more random word. The paired interval alone
+  ``Σ (m − 1)``), ``q = 1 − 0.025 / K`` over the ``K`` LLM-tested candidates (``llm_word_level``,
+  Bonferroni: the chance that *any* random-word shortcut of the audit is cleared as evidence stays
+  ≤ 2.5 %): the upper end of the prediction interval of one more random word. The paired interval alone
   treats the control words as fixed; every word shifts the LLM a little its own way, and a planted
   random word (``chimney``) is just such a word;
 - ``llm_evidence``: ``D > 0`` (the LLM moves *towards* ``c`` when ``f`` is added), the lower end of
@@ -94,27 +96,30 @@ def llm_verdict(base: np.ndarray, feature: np.ndarray, control: np.ndarray, *, n
             "_words": (control - base).mean(axis=1)}  # E_j: each control word's mean change
 
 
-def word_margin(word_means: Sequence[np.ndarray]) -> tuple[float | None, int]:
-    """``(t_{.975,df} · s_w, df)``: the pooled spread of the control words' mean changes around their
+def word_margin(word_means: Sequence[np.ndarray], level: float = 0.975) -> tuple[float | None, int]:
+    """``(t_{level,df} · s_w, df)``: the pooled spread of the control words' mean changes around their
     candidate's mean (one array ``E_j`` per candidate); ``(None, 0)`` without two words for some candidate."""
-    from eg_train.evaluation.statistics import t975
+    from scipy.stats import t
 
     ss = sum(float(((w - w.mean()) ** 2).sum()) for w in word_means if len(w) > 1)
     df = sum(len(w) - 1 for w in word_means if len(w) > 1)
     if df < 1:
         return None, 0
-    return t975(df) * float(np.sqrt(ss / df)), df
+    return float(t.ppf(level, df)) * float(np.sqrt(ss / df)), df
 
 
 def apply_word_margin(verdicts: list[dict]) -> None:
     """Complete each verdict of :func:`llm_verdict` with ``llm_word_margin`` and the random-word half of
-    ``llm_evidence`` (pooled over ``verdicts``, the audit's LLM-tested candidates)."""
-    spread, df = word_margin([v["_words"] for v in verdicts])
+    ``llm_evidence`` (pooled over ``verdicts``, the audit's LLM-tested candidates). The prediction level is
+    Bonferroni-corrected over the ``K`` candidates (one-sided ``1 − 0.025 / K``): "evidence" clears a
+    candidate, and with ``K`` tests at 2.5 % each some random-word shortcut would be cleared by chance."""
+    level = 1 - 0.025 / max(1, len(verdicts))
+    spread, df = word_margin([v["_words"] for v in verdicts], level)
     for v in verdicts:
         words = v.pop("_words")
         m = len(words)
         margin = None if spread is None or m == 0 else spread * float(np.sqrt(1 + 1 / m))
-        v["llm_word_margin"], v["llm_word_df"] = margin, df
+        v["llm_word_margin"], v["llm_word_df"], v["llm_word_level"] = margin, df, level
         if v["llm_evidence"]:
             v["llm_evidence"] = margin is not None and v["llm_delta_log_p"] - v["llm_delta_log_p_control"] > margin
 

@@ -49,6 +49,26 @@ def test_the_verdict_is_the_paired_interval_of_the_two_changes():
     assert llm_verdict(base[:0], base[:0], base[:0], n_boot=10, seed=0)["llm_ci95"] is None
 
 
+def test_the_random_word_margin_is_a_bonferroni_prediction_bound_of_the_pooled_word_spread():
+    from scipy.stats import t
+
+    from eg_train.evaluation.audit.llm_check import apply_word_margin, word_margin
+
+    words = [np.array([0.0, 0.2, -0.2]), np.array([1.0, 1.4])]  # E_j of two candidates' control words
+    ss, df = 0.04 + 0.04 + 0.04 + 0.04, 2 + 1  # squares around each candidate's mean
+    margin, got_df = word_margin(words, 0.975)
+    assert got_df == df and margin == pytest.approx(t.ppf(0.975, df) * np.sqrt(ss / df))
+    base, n = np.zeros(4), 4
+    verdicts = [llm_verdict(base, np.full(n, 2.0), np.stack([np.full(n, w) for w in words[0]]), n_boot=200, seed=0),
+                llm_verdict(base, np.full(n, 1.3), np.stack([np.full(n, w) for w in words[1]]), n_boot=200, seed=0)]
+    assert verdicts[0]["llm_evidence"] and verdicts[1]["llm_evidence"]  # the paired half: both above their controls
+    apply_word_margin(verdicts)
+    bound = t.ppf(1 - 0.025 / 2, df) * np.sqrt(ss / df)  # two candidates: Bonferroni over 2
+    assert verdicts[0]["llm_word_margin"] == pytest.approx(bound * np.sqrt(1 + 1 / 3))
+    assert verdicts[0]["llm_evidence"]  # 2.0 above its controls' mean 0: beyond any random word's range
+    assert not verdicts[1]["llm_evidence"]  # 1.3 against 1.2: within a random word's range
+
+
 def test_pairs_are_scored_once_and_rows_follow_the_seeded_order():
     batch = PairBatch()
     a = batch.add(["x", "y", "x"], 1)
