@@ -150,7 +150,14 @@ def cap_log_prob(llm: str | tuple, label_names: Sequence[str], instruction: str 
 
     if contrast not in LLM_CONTRASTS:
         raise ConfigError(f"audit llm_contrast must be one of {LLM_CONTRASTS}, got {contrast!r}")
-    model, tok = load_causal_lm(llm) if isinstance(llm, str) else llm
+    if isinstance(llm, str):
+        try:
+            model, tok = load_causal_lm(llm)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"audit llm {llm!r} cannot be loaded ({str(err).splitlines()[0]}); name another LLM "
+                              "(--params.llm) or pass --params.llm null to skip the LLM counterfactual") from None
+    else:
+        model, tok = llm
     model.to(device)
     template = class_aware_template(list(label_names), instruction or DEFAULT_INSTRUCTION)
     return LabelScorer(model, tok, template, list(label_names), contrast=contrast).log_prob

@@ -88,6 +88,11 @@ def test_bad_llm_settings_are_config_errors(kw, message):
         AuditConfig(**kw)
 
 
+def test_an_llm_that_cannot_be_loaded_is_one_actionable_error(tmp_path):
+    with pytest.raises(ConfigError, match="params.llm null"):
+        cap_log_prob(str(tmp_path / "no-such-llm"), NAMES)
+
+
 @pytest.fixture(scope="module")
 def banking8():
     """The first 8 Banking77 intents: 5 training texts per class (a nonce ``zqab`` planted at the end of every
