@@ -14,7 +14,8 @@ cached. Per case:
 
 - ``ce_reliance``: CE's shortcut reliance on the counter-shortcut test texts (what the benchmark knows);
 - ``recall_at_5``: share of classes whose planted artefact is among the class's 5 best-scored confirmed
-  features (a feature counts when its words contain the artefact's);
+  features (a feature counts when its words contain the artefact's, or when it is a part of at least 2
+  words of a longer artefact: features have at most 3 words);
 - ``confirmed``: confirmed features; ``false_confirmations_per_10_classes``: confirmed features that
   contain no planted artefact of their class, per 10 classes (every confirmed feature on ``clean``);
 - ``seconds``: the audit's wall time (priors cached); ``over_ce_fit``: that over the CE fit's wall time.
@@ -105,8 +106,8 @@ def reuse_sibling_priors(spec, args, cache: Path, siblings: list[Path]) -> int:
               if i not in done}
     copied = 0
     for other in siblings:
-        if other == cache or not (other / "parts").is_dir():
-            continue
+        if other == cache or not (other / "parts").is_dir() or not PriorCache(other).config_hashes(args.prior):
+            continue  # nothing of this method there (a sibling computed another prior)
         records = PriorCache(other).records(args.prior)
         by_hash: dict[str, list[dict]] = {}
         for r in records:
@@ -141,11 +142,15 @@ def ce_reliance(model_dir: Path, data) -> float:
 def score_case(doc: dict, artefacts: list[str] | None, n_classes: int) -> dict:
     """recall@5, confirmed count and false confirmations per 10 classes of one audit."""
     def hits(feature: str, label: int) -> bool:
+        """The feature contains the artefact, or is a part of it of at least 2 words: the audit's features
+        have at most max_n (3) words, so a 4-word artefact ("sent from my iphone") is found as a part."""
         if not artefacts:
             return False
         a = artefacts[label].lower().split()
         f = feature.split()
-        return any(f[k : k + len(a)] == a for k in range(len(f) - len(a) + 1))
+        if any(f[k : k + len(a)] == a for k in range(len(f) - len(a) + 1)):
+            return True
+        return len(f) >= 2 and any(a[k : k + len(f)] == f for k in range(len(a) - len(f) + 1))
 
     confirmed = doc["confirmed"]
     false = [c for c in confirmed if not hits(c["feature"], c["label"])]
@@ -183,8 +188,10 @@ def run_case(case: dict, args, root: Path) -> dict:
     ce_s, val_acc, model_dir = fit["ce_fit_seconds"], fit.get("val_acc"), work / "ce" / "model"
     prior_s = compute_priors(spec, args, work / "prior_cache")
     t = time.perf_counter()
+    llm = None if args.audit_llm == "none" else (args.llm if args.audit_llm == "same" else args.audit_llm)
     path = audit(str(model_dir), spec, str(work / "audit"), str(work / "prior_cache"), [args.prior], k_shot=args.k_shot,
-                 heldout_split="validation", params=AuditConfig(candidates_per_class=args.candidates_per_class),
+                 heldout_split="validation", params=AuditConfig(candidates_per_class=args.candidates_per_class, llm=llm,
+                                                                llm_scope=args.llm_scope, llm_contrast=args.llm_contrast),
                  overwrite=True)
     audit_s = time.perf_counter() - t
     doc = json.loads(Path(path).read_text())
@@ -192,7 +199,11 @@ def run_case(case: dict, args, root: Path) -> dict:
            "artefacts": meta["artefacts"] if planted else None,
            "ce_reliance": ce_reliance(model_dir, data), "val_acc": val_acc,
            **score_case(doc, meta["artefacts"] if planted else None, len(meta["label_names"])),
+           "llm": llm, "llm_tested": doc["counts"].get("llm_tested", 0), "llm_evidence": doc["counts"].get("llm_evidence", 0),
+           "llm_pairs": doc["counts"].get("llm_pairs", 0),
+           "llm_evidence_features": [f"{c['class']}: {c['feature']}" for c in doc["candidates"] if c.get("llm_evidence")],
            "seconds": round(audit_s, 1), "ce_fit_seconds": round(ce_s, 1), "over_ce_fit": round(audit_s / ce_s, 3),
+           "over_ce_fit_without_llm": round((audit_s - doc["seconds"].get("llm", 0) - doc["seconds"].get("llm_load", 0)) / ce_s, 3),
            "audit_inner_seconds": doc["seconds"], "prior_seconds": round(prior_s, 1),
            "confirmed_features": [f"{c['class']}: {c['feature']} ({c['position']})" for c in doc["confirmed"]],
            "audit": str(path)}
@@ -206,21 +217,29 @@ def write_markdown(res: dict, path: Path) -> None:
         f"Produced by `{res['command']}` on {res['machine']} (a shared 2-core CPU, loaded by other jobs: "
         "the seconds are indicative, the ratio to the CE fit beside them on the same load).", "",
         f"Banking77 {s['k_shot']}-shot, first {s['classes']} intents, {s['val_per_class']} validation texts per class "
-        f"(the audit's held-out split); CE: all-MiniLM-L6-v2, {s['epochs']} epochs (`eg_train.training.api.fit`); "
+        f"(the audit's held-out split); CE: all-MiniLM-L6-v2, {s['epochs']} epochs (`eg_train.training.api.fit`; "
+        "its fit time is that of the run that trained it: a resumed case reuses its model and fit time); "
         f"prior: {s['prior']} from {s['llm']} with n = {s['n_samples']} perturbations (`priors.api.compute`, cached "
-        f"before the audit); audit defaults, {s['candidates_per_class']} candidates per class proved.", "",
+        f"before the audit); audit defaults, {s['candidates_per_class']} candidates per class proved; LLM counterfactual: "
+        + ("off" if s.get("audit_llm", "none") == "none" else
+           f"{s['llm'] if s.get('audit_llm') == 'same' else s.get('audit_llm')} (CAP prompt, contrast {s.get('llm_contrast')}, "
+           f"scope {s.get('llm_scope')})")
+        + ".", "",
+        "Audit s is the audit's wall time with the priors cached (the LLM's load and scoring included: `llm s`); "
+        "audit / CE fit without the LLM check is in the JSON (`over_ce_fit_without_llm`).", "",
         f"Positions offered by the builder today: {', '.join(res['positions_offered'])}"
         + ("" if "end" in res["positions_offered"] else " (no `end` option yet: those cases were not run)") + "."
         + (f" Strength 0.9 at k = {s['k_shot']} plants floor(0.9·{s['k_shot']} + ½) = "
            f"{int(0.9 * s['k_shot'] + 0.5)} texts per class." if s["k_shot"] == 5 else ""), "",
-        "| case | CE reliance | recall@5 | confirmed | false / 10 classes | audit s | CE fit s | audit / CE fit |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | CE reliance | recall@5 | confirmed | false / 10 classes | LLM evidence / LLM-tested | audit s | llm s | CE fit s | audit / CE fit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in res["cases"].items():
         r = "n/a" if c["recall_at_5"] is None else f"{c['recall_at_5']:.2f}"
+        llm_s = c.get("audit_inner_seconds", {}).get("llm", 0) + c.get("audit_inner_seconds", {}).get("llm_load", 0)
         lines.append(f"| {name} | {100 * c['ce_reliance']:.1f} % | {r} | {c['confirmed']} | "
-                     f"{c['false_confirmations_per_10_classes']:.2f} | {c['seconds']:.1f} | {c['ce_fit_seconds']:.1f} | "
-                     f"{c['over_ce_fit']:.2f} |")
+                     f"{c['false_confirmations_per_10_classes']:.2f} | {c.get('llm_evidence', 0)} / {c.get('llm_tested', 0)} | "
+                     f"{c['seconds']:.1f} | {llm_s:.1f} | {c['ce_fit_seconds']:.1f} | {c['over_ce_fit']:.2f} |")
     t = res["targets"]
     lines += ["", "Targets:", "",
               f"- recall@5 ≥ 0.9 wherever CE reliance ≥ 20 %: **{'met' if t['recall']['met'] else 'not met'}** "
@@ -231,6 +250,12 @@ def write_markdown(res: dict, path: Path) -> None:
     lines += ["Confirmed features per case (class: feature (position)); false confirmations are listed with their texts in the JSON:", ""]
     for name, c in res["cases"].items():
         lines.append(f"- {name}: " + ("; ".join(c["confirmed_features"]) or "none"))
+    lines += ["", "Features the LLM counterfactual calls class evidence (so not confirmed), per case:", ""]
+    for name, c in res["cases"].items():
+        lines.append(f"- {name}: " + ("; ".join(c.get("llm_evidence_features", [])) or "none"))
+    not_run = [c["name"] for c in shortcut_cases(bool(s.get("quick"))) if c["name"] not in res["cases"]]
+    if not_run:
+        lines += ["", f"Not run (partial table): {', '.join(not_run)}."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -284,6 +309,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--llm", default="smollm2-135m-instruct")
     p.add_argument("--n_samples", type=int, default=16)
     p.add_argument("--candidates_per_class", type=int, default=3)
+    p.add_argument("--audit_llm", default="gemma3-270m",
+                   help="the LLM of the audit's LLM counterfactual (default: the audit's and the pipeline's default LLM); "
+                        "'same': the prior's --llm; 'none': off")
+    p.add_argument("--llm_scope", default="flipping", choices=["flipping", "tested"])
+    p.add_argument("--llm_contrast", default="none", choices=["none", "full"], help="the LLM counterfactual's log p")
     p.add_argument("--cases", default=None, help="comma-separated case names to run (default: all)")
     p.add_argument("--merge", nargs="*", default=None,
                    help="no run: combine the cases of these result files (same settings) into --out")
@@ -295,8 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
     from eg_train.foundation.data import shortcut
 
     cases = shortcut_cases(args.quick)
-    if args.cases:
-        by_name = {c["name"]: c for c in cases}
+    if args.cases:  # any case of the full list may be named, --quick only sets the default list
+        by_name = {c["name"]: c for c in shortcut_cases(False)}
         unknown = [n for n in args.cases.split(",") if n not in by_name]
         if unknown:
             raise SystemExit(f"bench_audit.py: unknown cases {unknown}; choose from {sorted(by_name)}")

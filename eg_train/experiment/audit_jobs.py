@@ -6,7 +6,8 @@ audit reads; it writes ``<out_dir>/audit/<variant>-seed<k>/audit.json`` (with ``
 every seed; ``all`` every trained model, to show whether an aligned model stopped leaning on what the
 CE model leaned on. The prior is ``audit_priors`` (default: every LLM prior the variants use, fused
 as ``mean``), the held-out split the dataset's validation split or, without one, ``audit_reserve_per_class``
-training texts per class outside the k-shot sample (training's own validation carve).
+training texts per class outside the k-shot sample (training's own validation carve). The LLM
+counterfactual of the audit uses the pipeline's ``llm`` unless ``audit_params`` names another (or null).
 """
 
 from __future__ import annotations
@@ -33,17 +34,30 @@ def audit_methods(cfg) -> list[str]:
     return sorted({m for v in cfg.variants for m in v.priors if m in LLM_PRIORS})
 
 
+def audit_params(cfg) -> dict:
+    """The audit's settings: ``cfg.audit_params`` over the pipeline's own LLM (and its CAP instruction, when
+    ``priors`` sets one) for the LLM counterfactual; ``audit_params: {llm: null}`` turns that check off."""
+    own = {"llm": cfg.llm}
+    if (cfg.priors or {}).get("instruction"):
+        own["llm_instruction"] = cfg.priors["instruction"]
+    return {**own, **dict(cfg.audit_params or {})}
+
+
 def audit_key(cfg, model, methods: list[str], prior_keys: dict) -> dict:
     """What an audit depends on: the model's key, the priors it reads and the audit's settings."""
+    return {"model": model.run.key, "priors": {m: prior_keys[m] for m in methods},
+            "reserve_per_class": cfg.audit_reserve_per_class, "params": resolved_audit_params(cfg)}
+
+
+def resolved_audit_params(cfg) -> dict:
+    """Every :class:`AuditConfig` field as the audit runs with it (:func:`audit_params` over the
+    defaults): what an audit's key holds, so a changed default is a changed audit."""
     import json
     from dataclasses import asdict
 
     from eg_train.evaluation.audit import AuditConfig
 
-    # The resolved settings, not the overrides: a changed default is a changed audit.
-    params = json.loads(json.dumps(asdict(AuditConfig(**(cfg.audit_params or {}))), default=str))
-    return {"model": model.run.key, "priors": {m: prior_keys[m] for m in methods},
-            "reserve_per_class": cfg.audit_reserve_per_class, "params": params}
+    return json.loads(json.dumps(asdict(AuditConfig(**audit_params(cfg))), default=str))
 
 
 def _audit_job(cfg, model, methods: list[str], key: dict) -> tuple[dict[str, float], str]:
@@ -55,7 +69,7 @@ def _audit_job(cfg, model, methods: list[str], key: dict) -> tuple[dict[str, flo
     target = audit_dir(cfg.out_dir, model.run.name)
     path = audit(str(Path(model.run_dir) / "model"), cfg.data, str(target),
                  str(Path(cfg.out_dir) / "prior_cache"), methods, k_shot=cfg.k_shot, sample_seed=cfg.sample_seed,
-                 reserve_per_class=cfg.audit_reserve_per_class, params=AuditConfig(**(cfg.audit_params or {})),
+                 reserve_per_class=cfg.audit_reserve_per_class, params=AuditConfig(**audit_params(cfg)),
                  device=cfg.device, overwrite=True)
     write_key(target, key)
     return {RunLayout.timing_key("audit", model.run): time.perf_counter() - t}, path

@@ -157,12 +157,10 @@ RULE_AUDIT_JOB = "audit:rule"
 def rule_audit_key(cfg, ce_model_key: str, prior_keys: dict, methods: list[str]) -> dict:
     """What the rule audit depends on: the CE model, the priors it reads, the audit's settings and
     the validation split it verifies on (training's own)."""
-    from eg_train.evaluation.audit import AuditConfig
+    from eg_train.experiment.audit_jobs import resolved_audit_params
 
-    # The resolved settings, not the overrides: a changed default is a changed audit.
     return {"model": ce_model_key, "priors": {m: prior_keys[m] for m in methods},
-            "params": json.loads(json.dumps(asdict(AuditConfig(**(cfg.audit_params or {}))), default=str)),
-            "heldout": "training validation"}
+            "params": resolved_audit_params(cfg), "heldout": "training validation"}
 
 
 def rule_audit_file(cfg, key: dict) -> Path:
@@ -188,6 +186,7 @@ def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict, data_opt
     """Audit the CE model on training's validation split into :func:`rule_audit_file` (reused by key)."""
     from eg_train.evaluation.audit import AuditConfig, run_audit
     from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.experiment.audit_jobs import audit_params
     from eg_train.experiment.layout import check_key, write_key
     from eg_train.foundation.io import atomic_write_json
     from eg_train.foundation.models.resolve import load_sequence_classifier
@@ -203,7 +202,7 @@ def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict, data_opt
     priors = priors_by_fingerprint(str(Path(cfg.out_dir) / "prior_cache"), train.dataset["text"], methods, "mean", "minmax")
     model, tok = load_sequence_classifier(str(run / "model"))
     model.to(torch.device(cfg.device)).eval()
-    doc = run_audit(model, tok, train, priors, val, AuditConfig(**(cfg.audit_params or {})))
+    doc = run_audit(model, tok, train, priors, val, AuditConfig(**audit_params(cfg)))
     doc.update({"checkpoint": str(run / "model"), "prior": {"methods": methods, "fusion": "mean"}})
     atomic_write_json(target, doc)
     write_key(target.parent, key)

@@ -8,9 +8,11 @@ For every (feature, class) with at least ``min_count`` training texts of the cla
   the other classes, ``log((a+½)(d+½) / ((b+½)(c+½)))`` with the Haldane-Anscombe ½ in every cell of
   the 2 × 2 table, and its 95 % Wald interval ``± 1.96 · sqrt(Σ 1/(cell+½))``;
 - ``model_share``: the mean, over the class's texts containing the feature, of the share of the
-  model's |IG| (towards the class) that sits on the feature's words; ``prior_share`` the same share
-  of the prior's |scores| (texts without a cached prior are left out); ``uniform_share`` the share a
-  flat attribution would give;
+  model's |IG| (towards the class) that sits on the feature's words; ``prior_share`` the share of the
+  prior's *support* (its positive scores: what argues for the label; a signed prior such as LIME also
+  scores words that argue against it, and a word the LLM finds confusing must not count as evidence)
+  on them (texts without a cached prior, or with no positive score, are left out); ``uniform_share``
+  the share a flat attribution would give;
 - ``position``: ``first`` / ``last`` when at least ``position_share`` of the occurrences start the
   text / end it, else ``any``;
 - ``prior_excess_ci95``: the 95 % Student-t interval, over those texts, of the prior's share minus the
@@ -86,10 +88,13 @@ def log_odds(a: int, b: int, c: int, d: int) -> tuple[float, float, float]:
     return est, est - half, est + half
 
 
-def _share(scores: np.ndarray | None, positions: Sequence[int]) -> float | None:
+def _share(scores: np.ndarray | None, positions: Sequence[int], support: bool = False) -> float | None:
+    """The share of the attribution mass on ``positions``: of ``|scores|``, or with ``support`` of the
+    positive part only (what argues *for* the label)."""
     if scores is None:
         return None
-    mass = np.abs(np.asarray(scores, dtype=np.float64))
+    raw = np.asarray(scores, dtype=np.float64)
+    mass = np.clip(raw, 0.0, None) if support else np.abs(raw)
     total = mass.sum()
     pos = [k for k in positions if k < mass.size]
     return float(mass[pos].sum() / total) if total > 0 else None
@@ -193,7 +198,7 @@ def score_candidates(
                 u_sh.append(u)
                 if (s := _share(model_scores[i], pos)) is not None:
                     m_sh.append(s)
-                if (s := _share(prior_scores[i], pos)) is not None:
+                if (s := _share(prior_scores[i], pos, support=True)) is not None:
                     p_sh.append(s)
                     p_excess.append(s - u)
             model_share = float(np.mean(m_sh)) if m_sh else None

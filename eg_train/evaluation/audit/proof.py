@@ -10,14 +10,17 @@ For a candidate (feature ``f``, class ``c``) and a held-out split (never the tes
   change of ``log p(c)``.
 - **control**: ``n_controls`` random features of the same length (words) and the same frequency band
   in the training texts (document frequency in the same power of 2, widened until some exist), tied to
-  no class (no association interval above 0), inserted at the *same* positions of the same texts;
+  no class (no association interval above 0), absent from the training texts of ``c`` and overlapping no
+  tested feature, inserted at
+  the *same* positions of the same texts;
   ``flip_rate_control`` is their mean flip rate.
 - **the test**: a paired bootstrap over the held-out texts
   (:func:`eg_train.evaluation.statistics.paired_bootstrap`, 95 % percentile interval, texts resampled
   with replacement, each text's feature flip (0/1) paired with its control flip (mean over the
   controls)) of ``flip_rate − flip_rate_control``: ``flip_ci95``. **Confirmed** when its lower end is
-  above 0 and the prior does not single the feature out (``Candidate.prior_singles_out``: the LLM
-  calls it evidence, so it is no shortcut).
+  above 0, the prior does not single the feature out (``Candidate.prior_singles_out``: the LLM's
+  attribution calls it evidence) and, with an LLM given, the LLM counterfactual does not call it class
+  evidence (``llm_evidence``, :mod:`.llm_check`: the LLM itself moves towards ``c`` when ``f`` is added).
 - **removal**: ``f`` removed from the (original) held-out texts of ``c`` that contain it; ``removal_accuracy_drop``
   is the accuracy on them before minus after (``removal_n`` texts; None when there are none).
 
@@ -30,13 +33,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from eg_train.evaluation.audit.candidates import Candidate, FeatureTable, log_odds
+from eg_train.evaluation.audit.candidates import Candidate, FeatureTable, _overlaps, log_odds
+from eg_train.evaluation.audit.llm_check import LLMLogProb, PairBatch, apply_word_margin, llm_rows, llm_verdict
 from eg_train.evaluation.statistics import paired_bootstrap
 from eg_train.foundation.words import split_words
 from eg_train.foundation.data.shortcut import insert_word, insertion_index, word_boundaries
 
 _BUILDER_POSITION = {"first": "start", "last": "end"}  # the audit's position tags in the builder's terms
 
+LLM_SCOPES = ("flipping", "tested")  # which tested candidates get the LLM counterfactual
 Predict = Callable[[Sequence[str]], np.ndarray]  # texts -> class probabilities [n, K]
 
 
@@ -96,9 +101,16 @@ def control_features(
     exclude: set[tuple[str, ...]] = frozenset(),
 ) -> list[tuple[str, ...]]:
     """``n_controls`` random features of ``cand``'s length and frequency band (document frequency in the
-    same power of 2, widened until some exist), tied to no class."""
+    same power of 2, widened until some exist), overlapping no feature of ``exclude`` (the tested ones: a
+    control must not carry another class's shortcut, ``zqab where``), tied to no class and absent from every training text of
+    ``cand``'s class: a control measures what inserting a word *unrelated to the class* does, and at a few
+    shots per class no association interval excludes 0, so "tied to no class" alone lets the class's own
+    keywords in (``charged`` as the control of a feature of ``extra_charge_on_statement``)."""
     band = frequency_band(cand.count_total)
-    same_len = sorted(f for f in table.occurrences if len(f) == len(cand.words) and f != cand.words and f not in exclude)
+    labels = table.labels
+    same_len = sorted(f for f in table.occurrences if len(f) == len(cand.words) and f != cand.words
+                      and not any(_overlaps(f, g) for g in exclude)
+                      and all(labels[i] != cand.label for i in table.occurrences[f]))
     pool: list[tuple[str, ...]] = []
     for width in range(0, 13):
         pool = [f for f in same_len if abs(frequency_band(table.doc_freq(f)) - band) <= width and not _tied_to_any(table, f)]
@@ -120,12 +132,20 @@ def prove(
     n_controls: int = 3,
     n_boot: int = 2000,
     seed: int = 0,
+    llm: LLMLogProb | None = None,
+    llm_max_texts: int | None = 8,
+    llm_scope: str = "flipping",
 ) -> list[Candidate]:
     """Fill every candidate's ``proof`` (module docstring); returns the candidates.
 
+    ``llm``: the frozen LLM's ``log p(class | CAP prompt(text))`` (:mod:`.llm_check`); with it, the
+    candidates of ``llm_scope`` (``tested``: all; ``flipping``: those whose flip interval lies above 0,
+    the only ones whose verdict it can change) get the LLM counterfactual on up to ``llm_max_texts`` of
+    their insertion texts, and one whose ``llm_evidence`` is true is not confirmed.
+
     The insertion position of a text depends only on the position tag (one seeded draw per text and
-    tag), so candidates with the same length, frequency band and tag share their controls: each control
-    goes once into every held-out text and its predictions serve every class.
+    tag), so candidates of a class with the same length, frequency band and tag share their controls:
+    each control goes once into every held-out text.
     """
     originals = list(heldout_texts)
     labels = np.asarray(heldout_labels, dtype=np.int64)
@@ -154,7 +174,7 @@ def prove(
     controls: dict[tuple, tuple[list[tuple[str, ...]], list[slice]]] = {}
     plans = []
     for cand in candidates:
-        key = (len(cand.words), frequency_band(cand.count_total), cand.position)
+        key = (len(cand.words), frequency_band(cand.count_total), cand.position, cand.label)
         if key not in controls:
             feats = control_features(table, cand, n_controls, np.random.default_rng([seed, *key[:2], len(controls)]),
                                      exclude=tested)
@@ -169,6 +189,7 @@ def prove(
         plans.append((cand, rows, ins, feats, slices, own, rem))
     probs = predict(queue) if queue else np.zeros((0, base.shape[1]))
     eps = 1e-12
+    flipping = []
     for cand, rows, ins, feats, slices, own, rem in plans:
         c = cand.label
         ctrl = [np.arange(sl.start, sl.stop)[rows] for sl in slices]  # the same texts as the insertion
@@ -187,6 +208,8 @@ def prove(
                          flip_ci95=[ci.low, ci.high], delta_log_p=float(d_logp.mean()),
                          delta_log_p_control=float(ctrl_dlogp.mean()),
                          confirmed=bool(ci.low > 0) and not cand.prior_singles_out)
+            if ci.low > 0 and not cand.prior_singles_out:
+                flipping.append(cand)
         else:
             proof.update(flip_rate=None, flip_rate_control=None, flip_ci95=None, delta_log_p=None,
                          delta_log_p_control=None, confirmed=False)
@@ -197,7 +220,38 @@ def prove(
         else:
             proof.update(removal_n=0, removal_accuracy_before=None, removal_accuracy_drop=None)
         cand.proof = proof
+    if llm is not None:
+        if llm_scope not in LLM_SCOPES:
+            raise ValueError(f"llm_scope must be one of {LLM_SCOPES}, got {llm_scope!r}")
+        chosen = {id(c) for c in (candidates if llm_scope == "tested" else flipping)}
+        _llm_check([p for p in plans if id(p[0]) in chosen], texts, at, llm, llm_max_texts, n_boot, seed)
+    for cand in candidates:
+        cand.proof.setdefault("llm_tested", False)
     return list(candidates)
+
+
+def _llm_check(plans: list, texts: list[str], at: dict[str, list[int]], llm: LLMLogProb,
+               max_texts: int | None, n_boot: int, seed: int) -> None:
+    """The LLM counterfactual (:mod:`.llm_check`) of every planned candidate: the neutralised held-out
+    texts, with the feature and with each of its controls at the same positions, scored for the
+    candidate's class in one batched call."""
+    order = np.random.default_rng([seed, 11]).permutation(len(texts)).tolist()
+    batch, jobs = PairBatch(), []
+    for cand, rows, _ins, feats, _slices, _own, _rem in plans:
+        use = llm_rows(rows, order, max_texts)
+        pos = at[cand.position]
+        ctrl = [batch.add([insert_phrase(texts[i], " ".join(g), pos[i]) for i in use], cand.label) for g in feats]
+        jobs.append((cand, batch.add([texts[i] for i in use], cand.label),
+                     batch.add([insert_phrase(texts[i], cand.feature, pos[i]) for i in use], cand.label), ctrl))
+    lp = batch.score(llm)
+    verdicts = []
+    for cand, b, f, ctrl in jobs:
+        control = np.stack([lp[g] for g in ctrl]) if ctrl else np.zeros((0, len(b)))
+        verdicts.append(llm_verdict(lp[b], lp[f], control, n_boot=n_boot, seed=seed))
+    apply_word_margin(verdicts)
+    for (cand, *_), verdict in zip(jobs, verdicts):
+        cand.proof.update(llm_tested=True, **verdict)
+        cand.proof["confirmed"] = bool(cand.proof.get("confirmed")) and not verdict["llm_evidence"]
 
 
 __all__ = ["boundaries", "contains_feature", "control_features", "feature_starts", "insert_phrase", "insertion_position", "prove", "remove_feature"]

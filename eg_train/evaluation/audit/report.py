@@ -27,6 +27,16 @@ def _ci(x) -> str:
     return "n/a" if not x else f"[{100 * x[0]:+.1f}, {100 * x[1]:+.1f}]"
 
 
+def _llm_cell(c: dict) -> str:
+    """The LLM counterfactual in one cell: Δ log p of the feature vs its controls, and the verdict."""
+    if not c.get("llm_tested"):
+        return "n/a"
+    if c.get("llm_delta_log_p") is None or c.get("llm_delta_log_p_control") is None:
+        return "no texts"
+    verdict = "evidence" if c.get("llm_evidence") else "not evidence"
+    return f"{c['llm_delta_log_p']:+.2f} vs {c['llm_delta_log_p_control']:+.2f}: {verdict}"
+
+
 def audit_context(audit: dict, image_dir: str | None = "plots") -> dict:
     """What both templates render: rows per confirmed feature, the candidates tested, the examples."""
     from markupsafe import Markup
@@ -45,6 +55,7 @@ def audit_context(audit: dict, image_dir: str | None = "plots") -> dict:
                 "removal": "n/a" if c.get("removal_accuracy_drop") is None
                 else f"{100 * c['removal_accuracy_drop']:+.1f} (n={c['removal_n']})",
                 "singled_out": "yes" if c.get("prior_singles_out") else "no",
+                "llm": _llm_cell(c),
                 "confirmed": "yes" if c.get("confirmed") else "no"}
 
     examples = []

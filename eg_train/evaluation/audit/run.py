@@ -7,7 +7,8 @@
   model_share, prior_share, uniform_share, score}`` and, for the ``candidates_per_class`` tested
   ones, the counterfactual figures ``{flip_rate, flip_rate_control, flip_ci95, delta_log_p,
   delta_log_p_control, removal_accuracy_drop, confirmed, ...}`` (:mod:`.proof`);
-- ``confirmed``: the tested candidates whose flip-rate interval lies above 0;
+- ``confirmed``: the tested candidates whose flip-rate interval lies above 0 and that neither the
+  prior's share nor the LLM counterfactual (``llm_evidence``) calls class evidence;
 - ``examples``: a few training texts per confirmed feature with the model's IG and the prior;
 - ``positions``: for every training text that contains a confirmed feature, its id, fingerprint and
   the word indices the features cover (what a targeted penalty needs);
@@ -24,6 +25,7 @@ import numpy as np
 
 from eg_train.evaluation.audit.candidates import feature_table, score_candidates, top_per_class
 from eg_train.evaluation.audit.counter import feature_positions
+from eg_train.evaluation.audit.llm_check import LLMLogProb, TimedLogProb, cap_log_prob
 from eg_train.evaluation.audit.proof import prove
 from eg_train.foundation.data.source import LabelledSplit
 from eg_train.foundation.errors import ConfigError
@@ -45,6 +47,12 @@ class AuditConfig:
     ig_steps: Gauss-Legendre IG steps. examples_per_feature: training texts shown per confirmed
     feature (words, the model's IG and the prior: the report's heatmaps), ``max_examples`` in all.
     seed: every random choice.
+    llm: the frozen LLM of the LLM counterfactual (:mod:`.llm_check`: an embedded alias, a folder or a
+    hub id; the pipeline passes its own ``llm``); None turns the check off. llm_instruction: the task
+    instruction of its class-aware prompt (None: the priors' default). llm_contrast: ``none`` (CAP's
+    ``log p``) or ``full`` (renormalised over the labels). llm_max_texts: insertion texts per candidate
+    it scores (None: all). llm_scope: ``flipping`` (candidates whose flip interval lies above 0, the
+    only ones whose verdict it can change) or ``tested`` (every tested candidate).
     """
 
     max_n: int = 3
@@ -62,8 +70,22 @@ class AuditConfig:
     examples_per_feature: int = 1
     max_examples: int = 12
     seed: int = 0
+    llm: str | None = "gemma3-270m"
+    llm_instruction: str | None = None
+    llm_contrast: str = "none"
+    llm_max_texts: int | None = 8
+    llm_scope: str = "flipping"
 
     def __post_init__(self) -> None:
+        from eg_train.evaluation.audit.llm_check import LLM_CONTRASTS
+        from eg_train.evaluation.audit.proof import LLM_SCOPES
+
+        if self.llm_contrast not in LLM_CONTRASTS:
+            raise ConfigError(f"audit llm_contrast must be one of {LLM_CONTRASTS}, got {self.llm_contrast!r}")
+        if self.llm_scope not in LLM_SCOPES:
+            raise ConfigError(f"audit llm_scope must be one of {LLM_SCOPES}, got {self.llm_scope!r}")
+        if self.llm_max_texts is not None and int(self.llm_max_texts) < 2:
+            raise ConfigError(f"audit llm_max_texts must be >= 2 (a bootstrap interval needs pairs) or null, got {self.llm_max_texts}")
         for name in ("max_n", "min_count", "candidates_per_class", "n_controls", "ig_steps", "n_boot"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"audit {name} must be >= 1, got {getattr(self, name)}")
@@ -89,11 +111,14 @@ def run_audit(
     priors: Sequence[np.ndarray | None],
     heldout: LabelledSplit,
     cfg: AuditConfig = AuditConfig(),
+    llm: LLMLogProb | None = None,
 ) -> dict:
     """Audit ``model`` (a sequence classifier on its device) trained on ``train``.
 
     ``priors[i]``: the prior of training text ``i`` (None: none cached); ``heldout``: texts the model
     was not trained on (validation, or reserved from the training data; never the test split).
+    ``llm``: the LLM counterfactual's scorer (:func:`~.llm_check.cap_log_prob`) when already held;
+    otherwise ``cfg.llm`` is loaded (None: no LLM check).
     """
     from eg_train.evaluation.attribution import encode_texts, predict_proba, word_integrated_gradients
 
@@ -122,8 +147,14 @@ def run_audit(
         e = encode_texts(tokenizer, list(batch), cfg.max_length)
         return predict_proba(model, [x.input_ids for x in e], tokenizer.pad_token_id, cfg.batch_size)
 
+    t_llm_load = time.perf_counter()
+    if llm is None and cfg.llm:
+        llm = cap_log_prob(cfg.llm, names, cfg.llm_instruction, cfg.llm_contrast, str(next(model.parameters()).device))
+    timed = TimedLogProb(llm) if llm is not None else None
+    t_llm_load = time.perf_counter() - t_llm_load
     prove(tested, table, heldout.dataset["text"], heldout.dataset["label"], predict,
-          n_controls=cfg.n_controls, n_boot=cfg.n_boot, seed=cfg.seed)
+          n_controls=cfg.n_controls, n_boot=cfg.n_boot, seed=cfg.seed, llm=timed,
+          llm_max_texts=cfg.llm_max_texts, llm_scope=cfg.llm_scope)
     t_proof = time.perf_counter()
 
     tested_ids = {id(c) for c in tested}
@@ -159,13 +190,18 @@ def run_audit(
         "settings": asdict(cfg),
         "counts": {"train": len(texts), "heldout": len(heldout), "features": len(table.occurrences),
                    "scored": len(scored), "tested": len(tested), "confirmed": len(confirmed),
-                   "train_with_prior": sum(p is not None for p in priors), "train_with_ig": len(rows)},
+                   "train_with_prior": sum(p is not None for p in priors), "train_with_ig": len(rows),
+                   "llm_tested": sum(bool(c.proof.get("llm_tested")) for c in tested),
+                   "llm_evidence": sum(bool(c.proof.get("llm_evidence")) for c in tested),
+                   "llm_pairs": timed.pairs if timed else 0},
         "heldout_source": heldout.source,
         "candidates": [entry(c) for c in listed],
         "confirmed": [entry(c) for c in confirmed],
         "positions": feature_positions(train, [c.words for c in confirmed]),
         "examples": examples,
-        "seconds": {"ig": round(t_ig - t0, 2), "proof": round(t_proof - t_ig, 2), "total": round(time.perf_counter() - t0, 2)},
+        "seconds": {"ig": round(t_ig - t0, 2), "proof": round(t_proof - t_ig - t_llm_load - (timed.seconds if timed else 0.0), 2),
+                    "llm_load": round(t_llm_load, 2), "llm": round(timed.seconds, 2) if timed else 0.0,
+                    "total": round(time.perf_counter() - t0, 2)},
     }
 
 

@@ -51,3 +51,19 @@ def test_all_models_and_finished_audits_skipped_only_for_their_own_key(tmp_path)
 def test_bad_settings_are_config_errors(tmp_path, kw, message):
     with pytest.raises(ConfigError, match=message):
         pipeline_jobs(_cfg(tmp_path, audit=True, **kw))
+
+
+def test_the_audit_uses_the_pipelines_llm_unless_its_params_say_otherwise(tmp_path):
+    from eg_train.experiment.audit_jobs import audit_params
+
+    cfg = _cfg(tmp_path, audit=True, llm="smollm2-135m-instruct")
+    assert audit_params(cfg) == {"llm": "smollm2-135m-instruct"}
+    assert audit_params(_cfg(tmp_path, audit=True, audit_params={"llm": None}))["llm"] is None
+    with_instruction = _cfg(tmp_path, audit=True, priors={"instruction": "Name the banking intent."})
+    assert audit_params(with_instruction) == {"llm": "gemma3-270m", "llm_instruction": "Name the banking intent."}
+    # the LLM is part of the audit's key: an audit by another LLM is not reused
+    p = plan(cfg)
+    model = p.find("ce", 0)
+    other = _cfg(tmp_path, audit=True, llm="gemma3-270m")
+    assert audit_key(cfg, model, ["cap"], p.prior_keys) != audit_key(other, plan(other).find("ce", 0), ["cap"],
+                                                                      plan(other).prior_keys)

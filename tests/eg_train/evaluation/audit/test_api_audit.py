@@ -15,7 +15,7 @@ from eg_train.foundation.words import split_words
 from priors.cache import PriorCache, make_record
 
 K_SHOT = 6
-PARAMS = AuditConfig(max_texts_per_class=3, ig_steps=4, candidates_per_class=2, n_controls=2, n_boot=300,
+PARAMS = AuditConfig(max_texts_per_class=3, ig_steps=4, candidates_per_class=2, n_controls=2, n_boot=300, llm=None,
                      list_per_class=5)
 
 
@@ -75,3 +75,21 @@ def test_cli_refuses_the_test_split_and_a_missing_heldout_split(tmp_path, capsys
         main(args)
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_llm_counterfactual_runs_by_name_and_takes_part_in_the_verdict(tmp_path, checkpoint, banking_subset, flat_cache):
+    from dataclasses import replace
+
+    params = replace(PARAMS, candidates_per_class=1, llm="smollm2-135m-instruct", llm_max_texts=4, llm_scope="tested")
+    path = audit(str(checkpoint), banking_subset, str(tmp_path / "audit"), str(flat_cache), ["lime"], k_shot=K_SHOT,
+                 reserve_per_class=3, params=params)
+    doc = json.loads(open(path).read())
+    tested = [c for c in doc["candidates"] if c["tested"]]
+    assert tested and all(c["llm_tested"] for c in tested) and doc["settings"]["llm"] == "smollm2-135m-instruct"
+    assert doc["counts"]["llm_pairs"] > 0 and doc["seconds"]["llm"] > 0
+    for c in tested:
+        assert c["llm_n"] <= 4 and {"llm_delta_log_p", "llm_ci95", "llm_word_margin", "llm_evidence"} <= set(c)
+        flip = c["flip_ci95"] is not None and c["flip_ci95"][0] > 0
+        assert c["confirmed"] == (flip and not c["prior_singles_out"] and not c["llm_evidence"])
+    assert "LLM Δ log p" in open(tmp_path / "audit" / "audit.md").read()

@@ -71,3 +71,14 @@ def test_top_per_class_keeps_one_of_overlapping_features():
     feats = [c.feature for c in top if c.label == 0]
     assert feats[0] == "zqab" and not any("zqab" in f for f in feats[1:])
     assert len(feats) <= 3
+
+
+def test_the_prior_share_counts_only_what_argues_for_the_label():
+    """A signed prior (LIME) that scores zqab strongly *negative* (the LLM finds it confusing) does not call it
+    evidence: the prior's share is taken of its positive scores, so zqab's is 0 and it is not singled out."""
+    t = feature_table(MANY, MANY_LABELS, 2)
+    signed = [np.array([-5.0 if w == "zqab" else 1.0 for w in x.split()]) for x in MANY]
+    zq = next(c for c in score_candidates(t, _ig_on("zqab"), signed) if c.feature == "zqab")
+    assert zq.prior_share == 0.0 and not zq.prior_singles_out
+    # |scores| would have given it 5/10, 5/9, 5/9 of the mass: far above flat, "singled out".
+    assert zq.prior_excess_ci95[1] < 0

@@ -98,3 +98,19 @@ def test_a_feature_the_prior_singles_out_is_evidence_not_a_shortcut():
     assert zq.prior_singles_out and zq.prior_excess_ci95[0] > 0
     prove([zq], table, HELDOUT, HELD_LABELS, rule_classifier, n_controls=2, n_boot=500)
     assert zq.proof["flip_rate"] == 1.0 and not zq.proof["confirmed"]
+
+
+def test_controls_are_absent_from_the_class_and_overlap_no_tested_feature():
+    """A control measures a word unrelated to the class: none occurs in a training text of the class (at a
+    few shots "tied to no class" alone lets the class's own words in), none contains a tested feature."""
+    table = feature_table(TRAIN, LABELS, 3)
+    flat = [np.ones(len(split_words(t))) for t in TRAIN]
+    scored = score_candidates(table, _ig(TRAIN, LABELS), flat)
+    rate = next(c for c in scored if c.feature == "exchange rate")
+    zq = next(c for c in scored if c.feature == "zqab")
+    pool = control_features(table, rate, 100, np.random.default_rng(0), exclude={zq.words})
+    assert pool and all(len(g) == 2 for g in pool)
+    assert all(LABELS[i] != rate.label for g in pool for i in table.texts_with(g))
+    assert ("exchange", "rate") not in pool and ("is", "my") not in pool  # "is my exchange rate fair"
+    assert all("zqab" not in g for g in pool)  # "zqab my", "zqab where" carry class 0's shortcut
+    assert ("zqab", "my") in control_features(table, rate, 100, np.random.default_rng(0))  # not excluded: eligible
