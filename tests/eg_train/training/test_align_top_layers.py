@@ -59,3 +59,22 @@ def test_bad_top_layers():
         EGModule("all-minilm-l6-v2", LABELS, align_top_layers=-1)
     with pytest.raises(ConfigError, match=r"align_top_layers must be in \[0, 6\]"):
         EGModule("all-minilm-l6-v2", LABELS, align_top_layers=7)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_top_layers_train_through_lightning(tmp_path, precision):
+    """Lightning calls EGModule.backward (restricted to the weights); every weight still moves (CE)."""
+    import lightning as L
+
+    torch.manual_seed(0)
+    m = EGModule("all-minilm-l6-v2", LABELS, align_top_layers=1, ig=IGConfig(steps=2, method="gausslegendre"), lr=1e-3)
+    batch = make_batch(m, random_priors())
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    loader = torch.utils.data.DataLoader([batch], batch_size=None)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, precision=precision)
+    trainer.fit(m, loader)
+    moved = {n for n, p in m.named_parameters() if not torch.equal(before[n], p)}
+    assert "model.bert.encoder.layer.0.attention.self.query.weight" in moved  # the CE gradient reaches the lower blocks
+    assert "model.classifier.weight" in moved
+    assert all(p.requires_grad for p in m.parameters())  # held_constant restored the flags
