@@ -107,6 +107,13 @@ class ModelOptions:
             forward's logits at a fraction of its cost (1: one padded forward). Under dropout the
             masks are drawn per group, so a run is not bit-identical to one with another value.
             The IG path has its own ``ig.length_buckets``.
+        align_top_layers: None (default): the alignment's gradient reaches every trainable weight
+            (exact). N: it reaches only the top N transformer blocks and the head; the embeddings
+            and the lower blocks are held constant in the IG's graph, so the IG values and every
+            weight's CE gradient are unchanged, and most of the double backward of the lower blocks
+            is skipped (an approximation of the alignment gradient, measured by
+            ``scripts/bench_train.py``: cost and cosine with the exact gradient;
+            :mod:`eg_train.training.second_order`).
         penalty_weight: weight ``lambda`` of the word penalty (0: off): ``lambda * mean_rows
             sum_{w in penalty_words} a_w^2`` with ``a_w`` the word's input-gradient x input
             attribution of the log-probabilities summed over classes (Ross et al. 2017, RRR), on the
@@ -132,6 +139,7 @@ class ModelOptions:
     align_fraction: float = 1.0
     length_buckets: int = 4
     penalty_weight: float = 0.0
+    align_top_layers: int | None = None
 
     def __post_init__(self) -> None:
         # Dataclass options may arrive as mappings (a checkpoint's hparams, plain dict configs).
@@ -159,6 +167,8 @@ class ModelOptions:
             raise ConfigError(f"model.length_buckets must be >= 1, got {self.length_buckets}")
         if self.penalty_weight < 0:
             raise ConfigError(f"model.penalty_weight must be >= 0, got {self.penalty_weight}")
+        if self.align_top_layers is not None and self.align_top_layers < 0:
+            raise ConfigError(f"model.align_top_layers must be >= 0 or null, got {self.align_top_layers}")
 
     def as_hparams(self) -> dict[str, Any]:
         """The options as a checkpoint stores them: plain values, ``ig`` / ``lora`` as mappings (so
@@ -267,6 +277,10 @@ class EGModule(L.LightningModule):
                     target_modules=lora.target_modules,
                 ),
             )
+        if options.align_top_layers is not None:
+            from eg_train.training.second_order import lower_parameters
+
+            lower_parameters(self.model, options.align_top_layers)  # a bad value fails here, not at the first step
         # from_pretrained returns eval mode; Lightning keeps module modes, so switch dropout on here.
         self.model.train()
         self._calib = _Calibration()
@@ -278,13 +292,23 @@ class EGModule(L.LightningModule):
         return cls(label_names=list(label_names), **{f.name: getattr(options, f.name) for f in fields(ModelOptions)})
 
     # -- losses -------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        """The logits of every row of ``batch``, in ``length_buckets`` length-sorted groups."""
+    def forward(self, batch: dict[str, Tensor], embeds: Tensor | None = None) -> Tensor:
+        """The logits of every row of ``batch``, in ``length_buckets`` length-sorted groups.
+
+        ``embeds``: the word-embedding rows of ``batch["input_ids"]`` when the caller has looked
+        them up (the aligned step shares one lookup with the IG); the model adds the position and
+        token-type embeddings to them as it does to its own lookup.
+        """
         mask, types = batch["attention_mask"], batch.get("token_type_ids")
         groups = length_groups(mask, self.options.length_buckets)
+        if embeds is None and len(groups) > 1 and torch.is_grad_enabled():
+            # One lookup for all groups: one embedding backward, which writes a dense
+            # vocabulary-sized gradient each time (~10 % of a CE step in 4 groups otherwise).
+            embeds = self.model.get_input_embeddings()(batch["input_ids"])
         logits = [
             self.model(
-                input_ids=batch["input_ids"][rows, :width],
+                **({"input_ids": batch["input_ids"][rows, :width]} if embeds is None
+                   else {"inputs_embeds": embeds[rows, :width]}),
                 attention_mask=mask[rows, :width],
                 token_type_ids=None if types is None else types[rows, :width],
             ).logits
@@ -357,9 +381,14 @@ class EGModule(L.LightningModule):
         finally:
             self.model.train(was_training)
 
-    def _word_attributions(self, batch: dict[str, Tensor], rows: Tensor, create_graph: bool) -> tuple[Tensor, dict]:
-        """IG of ``rows`` aggregated to words (dropout off unless ``ig_dropout``); also the sub-batch."""
-        sub = self._ig_rows(batch, rows)
+    def _word_attributions(self, batch: dict[str, Tensor], rows: Tensor, create_graph: bool,
+                           sub: dict[str, Tensor] | None = None,
+                           embeds: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, dict]:
+        """IG of ``rows`` aggregated to words (dropout off unless ``ig_dropout``); also the sub-batch.
+
+        ``sub`` / ``embeds``: the rows' sub-batch and their ``(x, x')`` word embeddings, when the
+        caller has them (:meth:`compute_losses`)."""
+        sub = self._ig_rows(batch, rows) if sub is None else sub
         with self._attribution_mode(dropout=self.options.ig_dropout):
             token_attr = integrated_gradients(
                 self.model,
@@ -371,25 +400,48 @@ class EGModule(L.LightningModule):
                 config=self.ig,
                 create_graph=create_graph,
                 rule=self.ig_rule,
+                embeds=embeds,
             )
         return word_attributions(token_attr, sub["word_ids"], sub["word_mask"].shape[1]), sub
 
     def compute_losses(self, batch: dict[str, Tensor], beta: float | None = None) -> AlignmentLosses:
         """CE on the batch plus ``beta`` (default :attr:`current_beta`) times the alignment loss on
         the rows that have a prior."""
-        logits = self(batch)
+        has_prior = batch.get("has_prior")
+        n = int(has_prior.sum()) if has_prior is not None else 0
+        beta = self.current_beta if beta is None else beta
+        aligning = beta != 0 and n > 0 and torch.is_grad_enabled()
+        embeds = sub = None
+        if aligning:
+            rows = self.aligned_rows(torch.nonzero(has_prior).flatten())
+            sub = self._ig_rows(batch, rows)
+            # One word-embedding lookup for the CE forward, the IG inputs and the IG baselines:
+            # the same rows as separate lookups (one per length group and side), but one
+            # embedding backward, which writes a dense vocabulary-sized gradient each time
+            # (~7 % of an aligned step in the profile, docs/benchmarks.md#aligned-step-profile).
+            b = len(batch["labels"])
+            both = self.model.get_input_embeddings()(torch.cat([batch["input_ids"], sub["baseline_ids"]]))
+            embeds = (both[:b][rows], both[b:])
+            logits = self(batch, embeds=both[:b])
+        else:
+            logits = self(batch)
         ce = F.cross_entropy(logits, batch["labels"])
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         base, penalty = ce, self.word_penalty(batch)
         if penalty is not None:
             base = ce + self.options.penalty_weight * penalty
-        has_prior = batch.get("has_prior")
-        n = int(has_prior.sum()) if has_prior is not None else 0
-        beta = self.current_beta if beta is None else beta
-        if beta == 0 or n == 0 or not torch.is_grad_enabled():
+        if not aligning:
             return AlignmentLosses(base, ce, ce.new_zeros(()), acc, 0, penalty)
-        rows = self.aligned_rows(torch.nonzero(has_prior).flatten())
-        words, sub = self._word_attributions(batch, rows, create_graph=True)
+        if self.options.align_top_layers is None:
+            words, sub = self._word_attributions(batch, rows, create_graph=True, sub=sub, embeds=embeds)
+        else:
+            from eg_train.training.second_order import held_constant, lower_parameters
+
+            # The IG's graph holds the embeddings and the lower blocks constant: the same IG, the
+            # alignment's gradient of the top blocks and the head only (see :meth:`backward`).
+            with held_constant(lower_parameters(self.model, self.options.align_top_layers)):
+                words, sub = self._word_attributions(batch, rows, create_graph=True, sub=sub,
+                                                     embeds=(embeds[0].detach(), embeds[1].detach()))
         align = self.alignment_loss(words, sub["prior"], sub["word_mask"])
         return AlignmentLosses(base + beta * align, ce, align, acc, len(rows), penalty, base)
 
@@ -533,6 +585,14 @@ class EGModule(L.LightningModule):
         )
         self.log("beta", beta, on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=bs)
         return backward_loss
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Lightning's backward; with ``align_top_layers`` restricted to the trainable weights, so
+        the engine does not differentiate the IG's path (a leaf there), which would run the double
+        backward of the lower blocks that the option skips."""
+        if self.options.align_top_layers is not None and "inputs" not in kwargs:
+            kwargs["inputs"] = [p for p in self.parameters() if p.requires_grad]
+        L.LightningModule.backward(self, loss, *args, **kwargs)
 
     def _eval_step(self, batch: dict[str, Tensor], prefix: str) -> None:
         logits = self(batch)

@@ -104,3 +104,26 @@ def test_length_groups_sort_rows_and_trim_each_group_to_its_longest_row():
 def test_length_groups_keep_the_full_width_under_left_padding():
     mask = torch.tensor([[0, 0, 1], [1, 1, 1]])
     assert [w for _, w in length_groups(mask, 2)] == [3, 3]
+
+
+def test_min_padding_groups_carry_the_fewest_tokens_of_any_cut():
+    """Against brute force over every way to cut the sorted rows into k runs."""
+    import itertools
+
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        b, k = int(torch.randint(2, 11, (1,), generator=gen)), int(torch.randint(2, 5, (1,), generator=gen))
+        lengths = torch.randint(1, 30, (b,), generator=gen)
+        mask = (torch.arange(30)[None, :] < lengths[:, None]).long()
+        groups = length_groups(mask, k, min_padding=True)
+        used = sum(len(rows) * width for rows, width in groups)
+        s = sorted(lengths.tolist())
+        k = min(k, b)
+        best = min(
+            sum((j - i) * s[j - 1] for i, j in zip((0, *cuts), (*cuts, b)))
+            for cuts in itertools.combinations(range(1, b), k - 1)
+        )
+        assert used == best, (trial, s, k)
+        assert len(groups) == k and sorted(torch.cat([r for r, _ in groups]).tolist()) == list(range(b))
+        assert all(width == int(lengths[rows].max()) for rows, width in groups)
+        assert used <= sum(len(r) * w for r, w in length_groups(mask, k))  # never more than equal shares

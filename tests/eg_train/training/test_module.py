@@ -327,3 +327,46 @@ def test_options_are_declared_once_and_old_checkpoint_hparams_still_build_the_mo
     assert m.options.length_buckets == 4 and m.options.penalty_weight == 0.0 and m.options.beta == 0.5
     assert m.ig.steps == 2 and m.hparams["ig"]["steps"] == 2
     assert set(m.hparams) == {"label_names"} | {f.name for f in fields(ModelOptions)}
+
+
+def _separate_lookups_loss(module: EGModule, batch: dict) -> torch.Tensor:
+    """The aligned loss composed as before the shared lookup and the min-padding IG groups: the
+    model's own word-embedding lookup in each CE length group, and one padded IG group that looks
+    up its own inputs and baselines."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    from eg_train.foundation.attribution import integrated_gradients, word_attributions
+    from eg_train.foundation.encoding import length_groups, ungroup
+
+    groups = length_groups(batch["attention_mask"], module.options.length_buckets)
+    logits = ungroup([
+        module.model(input_ids=batch["input_ids"][r, :w], attention_mask=batch["attention_mask"][r, :w],
+                     token_type_ids=batch["token_type_ids"][r, :w]).logits
+        for r, w in groups
+    ], groups)
+    sub = module._ig_rows(batch, torch.nonzero(batch["has_prior"]).flatten())
+    attr = integrated_gradients(module.model, sub["input_ids"], sub["attention_mask"], sub["labels"], sub["baseline_ids"],
+                                sub["token_type_ids"], dataclasses.replace(module.ig, length_buckets=1), create_graph=True,
+                                rule=module.ig_rule)
+    words = word_attributions(attr, sub["word_ids"], sub["word_mask"].shape[1])
+    return F.cross_entropy(logits, batch["labels"]) + module.options.beta * module.alignment_loss(
+        words, sub["prior"], sub["word_mask"])
+
+
+def test_shared_embedding_lookup_and_min_padding_ig_groups_keep_the_loss_and_its_gradients():
+    torch.manual_seed(0)
+    module = EGModule("all-minilm-l6-v2", LABELS, length_buckets=2, ig=IGConfig(steps=3, length_buckets=2)).eval()
+    priors = random_priors()
+    priors[1] = None  # a row without a prior: the IG rows are a subset of the CE rows
+    batch = make_batch(module, priors)
+    names, params = zip(*[(n, p) for n, p in module.named_parameters() if p.requires_grad])
+    shared = module.compute_losses(batch)
+    g_shared = torch.autograd.grad(shared.loss, params)
+    reference = _separate_lookups_loss(module, batch)
+    g_ref = torch.autograd.grad(reference, params)
+    assert shared.n_aligned == 3 and shared.align > 0
+    torch.testing.assert_close(shared.loss, reference, atol=1e-6, rtol=1e-6)
+    for name, a, b in zip(names, g_shared, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)
