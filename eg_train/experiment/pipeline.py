@@ -337,8 +337,9 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
                           penalty_file=penalty)
         mapping = tc.to_mapping()
         mapping["trainer"].pop("default_root_dir", None)
-        if mapping.get("data", {}).get("penalty_positions", "") is None:  # keys as before the option existed
-            mapping["data"].pop("penalty_positions")
+        for section, option in KEY_NEUTRAL_OPTIONS:  # keys as before these options existed, when unset
+            if option in mapping.get(section, {}) and mapping[section][option] is None:
+                mapping[section].pop(option)
         files = mapping.get("data", {}).get("files")
         if isinstance(files, dict):  # training never reads the test split: configs that differ in it share models
             files.pop("test", None)
@@ -383,6 +384,11 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
             if v is not ce and _runs_seed(v, s, ce):
                 add(v, s, prior_keys)
     return Plan(lay, fps, str(attacks_dir), attacks_key, prior_keys, models, rule_audit)
+
+
+# Training options added after runs were keyed: left out of a model's key while unset (None), so a new
+# option does not retrain every existing run.
+KEY_NEUTRAL_OPTIONS = (("data", "penalty_positions"), ("model", "align_top_layers"))
 
 
 def rule_audit_methods(cfg: PipelineConfig) -> list[str]:

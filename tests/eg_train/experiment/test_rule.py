@@ -125,3 +125,14 @@ def test_penalty_positions_attach_the_audit_words_by_fingerprint(tmp_path):
 def test_unknown_audit_params_are_refused_up_front(tmp_path):
     with pytest.raises(ConfigError, match="audit_params: unknown option"):
         check_config(_cfg(tmp_path, audit_params={"top_k": 1}))
+
+
+def test_options_added_later_stay_out_of_the_keys_while_unset(tmp_path):
+    from eg_train.experiment.pipeline import KEY_NEUTRAL_OPTIONS
+
+    p = plan(_cfg(tmp_path))
+    key = p.find("ce", 0).train_key["train"]
+    for section, option in KEY_NEUTRAL_OPTIONS:
+        assert option not in key[section]
+    set_ = plan(_cfg(tmp_path, train={"model": {"align_top_layers": 2}})).find("eg~prior_gr3", 0).train_key["train"]
+    assert set_["model"]["align_top_layers"] == 2
