@@ -427,8 +427,10 @@ def render_markdown(out: dict) -> str:
             share = s.get("gain_share", {}).get(model)
             label = f"{model} (chosen)" if model == s.get("oracle") else model
             paired = s.get("paired", {}).get(model, {})
+            planted = c["case"].get("shortcut", {}).get("kind", "none") != "none"  # else counter = clean texts
             lines.append(f"| {name} | {label} | {_pct(r['clean_accuracy'])} | {_delta(paired.get('clean'))} | "
-                         f"{_pct(r['counter_accuracy'])} | {_delta(paired.get('counter'))} | "
+                         f"{_pct(r['counter_accuracy']) if planted else '–'} | "
+                         f"{_delta(paired.get('counter')) if planted else '–'} | "
                          f"{_pct(r['worst_group_accuracy'])} | {_pct(r['shortcut_reliance'])} | {_pct(share)} |")
     lines += ["", "| case | CE reliance | no-shortcut confusion | ratio |", "|---|---|---|---|"]
     for name, c in out["cases"].items():

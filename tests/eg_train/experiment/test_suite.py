@@ -110,7 +110,8 @@ def _record(name="b8-word", confusion=0.1):
     models = _models((0.8, 0.4), {10.0: (0.8, 0.6)}, test)
     models["cap_gr3"] = {"seeds": [0], "per_seed": {"0": {**test["cap_gr3"], "validation": {"clean_accuracy": 0.8,
                                                                                               "counter_accuracy": 0.5}}}}
-    return {"case": {"name": name}, "benchmark": {"models": models, "partial": False}, "confusion": confusion}
+    return {"case": {"name": name, "shortcut": {"kind": "word"}}, "benchmark": {"models": models, "partial": False},
+            "confusion": confusion}
 
 
 def test_paired_differences_from_ce_with_a_bootstrap_interval():
