@@ -34,6 +34,7 @@ from eg_train.experiment.layout import RunId, RunLayout, check_key, short_key, w
 from eg_train.experiment.variant import TrainedVariant
 from eg_train.experiment.rule import (
     RULE_AUDIT_JOB,
+    RULE_VERSION,
     RuleSettings,
     expand,
     is_rule,
@@ -352,7 +353,7 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
     def rule_key(variant: TrainedVariant, seed: int) -> dict:
         # The rule's model is one of its candidates' (or CE's): its key is theirs, the audit's and the rule's.
         names = [ce.name] + [v.name for v in cfg.variants if v.candidate_of == variant.name]
-        return {"rule": _jsonable(asdict(RuleSettings.from_mapping(cfg.rule))),
+        return {"rule": _jsonable(asdict(RuleSettings.from_mapping(cfg.rule))), "version": RULE_VERSION,
                 "candidates": {n: models[RunId.label_for(n, seed)].run.key for n in names},
                 "audit": rule_audit["key"] if rule_audit else None}
 

@@ -33,6 +33,9 @@ from eg_train.foundation.errors import ConfigError
 log = logging.getLogger("eg_train.experiment.rule")
 
 RECIPES = ("rule", "fixed")
+# The selection's version, in every rule model's key: bumped when what the selection reads or does
+# changes (2: the counter-shortcut validation moves the confirmed features instead of adding them).
+RULE_VERSION = 2
 AUDIT_POSITIONS = "audit"  # data.penalty_positions of a variant: the rule audit's confirmed features
 CANDIDATE_SEP = "~"
 

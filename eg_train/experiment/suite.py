@@ -186,9 +186,11 @@ def case_key(cfg: SuiteConfig, case: SuiteCase) -> str:
     """Hash of everything a case's record depends on: its benchmark configuration and the audit's
     resolved settings (the rule reads the audit: a changed audit default is a changed record)."""
     from eg_train.experiment.audit_jobs import resolved_audit_params
+    from eg_train.experiment.rule import RULE_VERSION
 
     bench = case_benchmark_config(cfg, case)
-    payload = json.dumps({"benchmark": asdict(bench), "audit": resolved_audit_params(bench.pipeline)},
+    payload = json.dumps({"benchmark": asdict(bench), "audit": resolved_audit_params(bench.pipeline),
+                          "rule_version": RULE_VERSION},
                          sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 

@@ -1,9 +1,11 @@
 """What training can use from an audit: a counter-shortcut validation split and penalty positions.
 
-- :func:`counter_shortcut_split`: every held-out (validation) text once with each confirmed feature
-  of *another* class inserted at the feature's typical position (or ``per_text`` of them, a seeded
-  draw), its gold label unchanged. A model that follows the shortcut gets these wrong, so a recipe
-  can be chosen on them without anyone knowing the shortcut (issue 25).
+- :func:`counter_shortcut_split`: the confirmed features *moved*: every held-out (validation) text,
+  without the confirmed features of its own class (a user's validation texts carry the shortcut as the
+  training texts do), once with each confirmed feature of *another* class inserted at the feature's
+  typical position (or ``per_text`` of them, a seeded draw), its gold label unchanged. A model that
+  follows the shortcut gets these wrong, so a recipe can be chosen on them without anyone knowing the
+  shortcut (issue 25).
 - :func:`feature_positions`: per training text, the word indices that the confirmed features cover.
 """
 
@@ -14,7 +16,7 @@ from typing import Sequence
 import datasets
 import numpy as np
 
-from eg_train.evaluation.audit.proof import feature_starts, insert_phrase, insertion_position
+from eg_train.evaluation.audit.proof import feature_starts, insert_phrase, insertion_position, remove_feature
 from eg_train.foundation.data.source import DataError, LabelledSplit
 from eg_train.foundation.words import split_words, text_fingerprint
 
@@ -50,8 +52,13 @@ def counter_shortcut_split(
     ids = heldout.dataset["id"] if "id" in heldout.dataset.column_names else [str(i) for i in range(len(heldout))]
     cols: dict[str, list] = {k: [] for k in ("id", "text", "original_text", "label", "feature", "feature_class",
                                              "feature_positions")}
-    for row, (rid, text, y) in enumerate(zip(ids, heldout.dataset["text"], heldout.dataset["label"])):
+    for row, (rid, raw, y) in enumerate(zip(ids, heldout.dataset["text"], heldout.dataset["label"])):
         rng = np.random.default_rng([seed, row])
+        text = raw
+        for f in confirmed:  # its own class's shortcuts out: the counter text must not keep them
+            words = tuple(w.lower() for w in split_words(f["feature"]).words)
+            if f["label"] == int(y) and feature_starts(text, words):
+                text = remove_feature(text, words)
         others = [j for j, f in enumerate(confirmed) if f["label"] != int(y)]
         if per_text is not None and per_text < len(others):
             others = sorted(rng.choice(others, size=per_text, replace=False).tolist())
@@ -60,7 +67,7 @@ def counter_shortcut_split(
             k = insertion_position(text, f["position"], rng)
             new = insert_phrase(text, f["feature"], k)
             n = len(split_words(f["feature"]))
-            for key, value in (("id", f"{rid}~{j}"), ("text", new), ("original_text", text), ("label", int(y)),
+            for key, value in (("id", f"{rid}~{j}"), ("text", new), ("original_text", raw), ("label", int(y)),
                                ("feature", f["feature"]), ("feature_class", int(f["label"])),
                                ("feature_positions", list(range(k, k + n)))):
                 cols[key].append(value)

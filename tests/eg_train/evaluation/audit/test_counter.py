@@ -38,6 +38,18 @@ def test_every_text_gets_each_other_class_feature_at_its_recorded_position():
     assert counter_shortcut_split(AUDIT, held, per_text=1, seed=0).dataset.num_rows == 3
 
 
+def test_a_text_loses_its_own_class_features_before_it_gets_another_class_one():
+    # A user's validation texts carry the shortcut as training does: the counter text moves it.
+    held = _split(["where is my zqab card", "what rate, today? as usual"], [0, 1])
+    rows = counter_shortcut_split(AUDIT, held, seed=0).dataset.to_list()
+    card, rate = rows
+    assert "zqab" not in card["text"].lower().split() and card["text"].endswith("as usual")
+    assert card["original_text"] == "where is my zqab card"
+    assert rate["text"].lower().count("as usual") == 0 and "zqab" in rate["text"]
+    words = [w.lower() for w in split_words(rate["text"]).words]
+    assert [words[k] for k in rate["feature_positions"]] == ["zqab"]
+
+
 def test_no_confirmed_feature_is_a_clear_error():
     with pytest.raises(DataError, match="confirmed no feature"):
         counter_shortcut_split({"class_names": NAMES, "confirmed": []}, _split(["a"], [0]))
