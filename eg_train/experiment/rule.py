@@ -34,8 +34,9 @@ log = logging.getLogger("eg_train.experiment.rule")
 
 RECIPES = ("rule", "fixed")
 # The selection's version, in every rule model's key: bumped when what the selection reads or does
-# changes (2: the counter-shortcut validation moves the confirmed features instead of adding them).
-RULE_VERSION = 2
+# changes (2: the counter-shortcut validation moves the confirmed features instead of adding them;
+# 3: clean accuracy is read on the validation texts without the confirmed features).
+RULE_VERSION = 3
 AUDIT_POSITIONS = "audit"  # data.penalty_positions of a variant: the rule audit's confirmed features
 CANDIDATE_SEP = "~"
 
@@ -256,7 +257,7 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
     write ``choice_file`` and link each seed's run folder of the rule variant to the chosen model."""
     import numpy as np
 
-    from eg_train.evaluation.audit import counter_shortcut_split
+    from eg_train.evaluation.audit import counter_shortcut_split, shortcut_free_split
     from eg_train.foundation.io import atomic_write_json
 
     t = time.perf_counter()
@@ -266,6 +267,9 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
     _, val = train_and_validation(data_options, model_name)
     audit = json.loads(Path(audit_file).read_text()) if audit_file else {"confirmed": []}
     counter = counter_shortcut_split(audit, val) if audit.get("confirmed") else None
+    # Clean accuracy without the shortcuts: the validation texts carry them as training does, and a
+    # model that fits them would win a plain validation (the floor would protect the shortcut).
+    free = shortcut_free_split(audit, val)
     per_seed: dict[str, dict[int, dict]] = {}
     for name in order:
         for s in seeds:
@@ -273,10 +277,11 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
             if not (model / "config.json").is_file():
                 continue
             per_seed.setdefault(name, {})[s] = {
-                "clean": _accuracy(model, val, cfg.device),
+                "clean": _accuracy(model, free, cfg.device),
+                "validation": _accuracy(model, val, cfg.device),
                 "counter": _accuracy(model, counter, cfg.device) if counter is not None else None}
     means = {n: {k: (float(np.mean([r[k] for r in rows.values()])) if all(r[k] is not None for r in rows.values()) else None)
-                 for k in ("clean", "counter")} for n, rows in per_seed.items()}
+                 for k in ("clean", "validation", "counter")} for n, rows in per_seed.items()}
     pick, reason = choose(means, [n for n in order if n in means], settings, counter is not None)
     log.info("rule %s: %s", rule_name, reason)
     choice = {"variant": rule_name, "chosen": pick, "reason": reason, "settings": asdict(settings),

@@ -7,9 +7,9 @@ section (:mod:`.report`). Entry point: :func:`eg_train.evaluation.api.audit` / `
 """
 
 from eg_train.evaluation.audit.candidates import Candidate, FeatureTable, feature_table, score_candidates
-from eg_train.evaluation.audit.counter import counter_shortcut_split, feature_positions
+from eg_train.evaluation.audit.counter import counter_shortcut_split, feature_positions, shortcut_free_split
 from eg_train.evaluation.audit.proof import insert_phrase, prove
 from eg_train.evaluation.audit.run import AuditConfig, run_audit
 
 __all__ = ["AuditConfig", "Candidate", "FeatureTable", "counter_shortcut_split", "feature_positions", "feature_table",
-           "insert_phrase", "prove", "run_audit", "score_candidates"]
+           "insert_phrase", "prove", "run_audit", "score_candidates", "shortcut_free_split"]

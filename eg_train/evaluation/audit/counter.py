@@ -6,6 +6,8 @@
   typical position (or ``per_text`` of them, a seeded draw), its gold label unchanged. A model that
   follows the shortcut gets these wrong, so a recipe can be chosen on them without anyone knowing the
   shortcut (issue 25).
+- :func:`shortcut_free_split`: every held-out text without any confirmed feature (clean accuracy
+  without the shortcuts).
 - :func:`feature_positions`: per training text, the word indices that the confirmed features cover.
 """
 
@@ -33,6 +35,27 @@ def feature_positions(split: LabelledSplit, features: Sequence[Sequence[str]]) -
     return out
 
 
+def _without(text: str, features: Sequence[str]) -> str:
+    for feature in features:
+        words = tuple(w.lower() for w in split_words(feature).words)
+        if feature_starts(text, words):
+            text = remove_feature(text, words)
+    return text
+
+
+def shortcut_free_split(audit: dict, heldout: LabelledSplit) -> LabelledSplit:
+    """``heldout`` with every confirmed feature removed from every text (gold labels unchanged): the
+    validation a model is judged on *without* the shortcuts, for the clean-accuracy side of a choice (a
+    user's validation carries the shortcut as the training data does, so a model that fits it scores
+    best there). Unchanged when nothing is confirmed."""
+    features = [f["feature"] for f in audit.get("confirmed") or []]
+    if not features:
+        return heldout
+    texts = [_without(t, features) for t in heldout.dataset["text"]]
+    ds = heldout.dataset.remove_columns(["text"]).add_column("text", texts)
+    return LabelledSplit(ds, heldout.label_names, f"{heldout.source}[shortcut-free]", heldout.skipped)
+
+
 def counter_shortcut_split(
     audit: dict, heldout: LabelledSplit, per_text: int | None = None, seed: int = 0,
 ) -> LabelledSplit:
@@ -54,11 +77,8 @@ def counter_shortcut_split(
                                              "feature_positions")}
     for row, (rid, raw, y) in enumerate(zip(ids, heldout.dataset["text"], heldout.dataset["label"])):
         rng = np.random.default_rng([seed, row])
-        text = raw
-        for f in confirmed:  # its own class's shortcuts out: the counter text must not keep them
-            words = tuple(w.lower() for w in split_words(f["feature"]).words)
-            if f["label"] == int(y) and feature_starts(text, words):
-                text = remove_feature(text, words)
+        # its own class's shortcuts out: the counter text must not keep them
+        text = _without(raw, [f["feature"] for f in confirmed if f["label"] == int(y)])
         others = [j for j, f in enumerate(confirmed) if f["label"] != int(y)]
         if per_text is not None and per_text < len(others):
             others = sorted(rng.choice(others, size=per_text, replace=False).tolist())
@@ -76,4 +96,4 @@ def counter_shortcut_split(
     return LabelledSplit(datasets.Dataset.from_dict(cols), names, f"{heldout.source}[counter-shortcut]", 0)
 
 
-__all__ = ["counter_shortcut_split", "feature_positions"]
+__all__ = ["counter_shortcut_split", "feature_positions", "shortcut_free_split"]

@@ -50,6 +50,16 @@ def test_a_text_loses_its_own_class_features_before_it_gets_another_class_one():
     assert [words[k] for k in rate["feature_positions"]] == ["zqab"]
 
 
+def test_the_shortcut_free_split_drops_every_confirmed_feature():
+    from eg_train.evaluation.audit.counter import shortcut_free_split
+
+    held = _split(["where is my zqab card", "what rate, today? as usual", "top up failed"], [0, 1, 2])
+    free = shortcut_free_split(AUDIT, held)
+    assert free.dataset["text"] == ["where is my card", "what rate, today?", "top up failed"]
+    assert free.dataset["label"] == [0, 1, 2]
+    assert shortcut_free_split({"class_names": NAMES, "confirmed": []}, held) is held
+
+
 def test_no_confirmed_feature_is_a_clear_error():
     with pytest.raises(DataError, match="confirmed no feature"):
         counter_shortcut_split({"class_names": NAMES, "confirmed": []}, _split(["a"], [0]))
