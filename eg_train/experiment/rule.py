@@ -142,7 +142,8 @@ def choose(scores: dict[str, dict[str, float | None]], order: Sequence[str], set
     ok = [n for n in order[1:] if n in scores and scores[n]["clean"] is not None and scores[n]["clean"] >= floor - 1e-12
           and scores[n]["counter"] is not None and not math.isnan(scores[n]["counter"])]
     if not ok:
-        return ce, f"no candidate keeps clean validation accuracy within {100 * settings.clean_tolerance:g} points of CE"
+        return ce, (f"no candidate keeps its shortcut-free clean validation accuracy within {100 * settings.clean_tolerance:g} "
+                    "point(s) of CE's")
     best = max(scores[n]["counter"] for n in ok)
     pick = next(n for n in ok if scores[n]["counter"] >= best - settings.tie)  # ties: the cheaper one
     gain = scores[pick]["counter"] - scores[ce]["counter"]
