@@ -284,17 +284,13 @@ def _heldout(data: DataSpec, split: str, reserve_per_class: int, train_full: Lab
         if reserve_per_class <= 0:
             raise DataError(f"no {split!r} split to verify the audit on ({err}); pass --reserve_per_class N to "
                             "reserve N training texts per class outside the training sample") from None
-    rng = np.random.default_rng(seed)
-    ids, labels = list(train_full.dataset["id"]), np.asarray(train_full.dataset["label"])
-    rows: list[int] = []
-    for c in range(len(train_full.label_names)):
-        idx = [i for i in np.flatnonzero(labels == c) if ids[i] not in used]
-        if idx:
-            rows.extend(rng.choice(idx, size=min(reserve_per_class, len(idx)), replace=False).tolist())
-    if not rows:
+    from eg_train.foundation.data.fewshot import carve_per_class
+
+    carved, _ = carve_per_class(train_full, reserve_per_class, seed, exclude=used)  # training's own validation carve
+    if not len(carved):
         raise DataError(f"{train_full.source}: every training text is in the training sample, none is left to reserve; "
                         "give a validation split")
-    return LabelledSplit(train_full.dataset.select(sorted(rows)), train_full.label_names,
+    return LabelledSplit(carved.dataset, train_full.label_names,
                          f"{train_full.source}[reserved {reserve_per_class}/class]", train_full.skipped)
 
 

@@ -118,7 +118,7 @@ def _subset(split: LabelledSplit, size: int | None, seed: int) -> LabelledSplit:
 
 def build_data(cfg: ShortcutBenchmarkConfig):
     """Build (or check and reuse) the shortcut dataset; returns ``(DatasetDict, DataSpec of its files)``."""
-    from eg_train.training.datamodule import carve_per_class
+    from eg_train.foundation.data.fewshot import carve_per_class
 
     paths = _paths(cfg)
     full = load_split(cfg.data, "train")

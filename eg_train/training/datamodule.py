@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eg_train.foundation.data.fewshot import SampleSpec
+from eg_train.foundation.data.fewshot import SampleSpec, carve_per_class
 from eg_train.foundation.data.source import PENALTY_COLUMN, DataError, DataSpec, LabelledSplit, load_split
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.encoding import encode_dataset, pad_sequences
@@ -76,22 +76,6 @@ def parse_prior(prior: PriorSpec | dict | str | None) -> PriorSpec | None:
 
 
 _parse_prior = parse_prior  # the name used before the typed API
-
-
-def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] = frozenset()) -> tuple[LabelledSplit, LabelledSplit]:
-    """Split off up to ``n`` examples per class (seeded) not in ``exclude``: returns (carved, rest)."""
-    ids = list(split.dataset["id"])
-    labels = np.asarray(split.dataset["label"])
-    rng = np.random.default_rng(seed)
-    carved: list[int] = []
-    for c in range(len(split.label_names)):
-        idx = [i for i in np.flatnonzero(labels == c) if ids[i] not in exclude]
-        if idx:
-            carved.extend(rng.choice(idx, size=min(n, len(idx)), replace=False).tolist())
-    carved.sort()
-    rest = sorted(set(range(len(split))) - set(carved))
-    mk = lambda rows: LabelledSplit(split.dataset.select(rows), split.label_names, split.source, split.skipped)  # noqa: E731
-    return mk(carved), mk(rest)
 
 
 def with_penalty_positions(split: LabelledSplit, path: str) -> LabelledSplit:

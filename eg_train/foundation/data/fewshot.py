@@ -53,3 +53,19 @@ class SampleSpec:
     def load(self) -> LabelledSplit:
         """The training examples."""
         return self.sample(self.load_full())
+
+
+def carve_per_class(split: LabelledSplit, n: int, seed: int, exclude: set[str] = frozenset()) -> tuple[LabelledSplit, LabelledSplit]:
+    """Split off up to ``n`` examples per class (seeded) not in ``exclude``: returns (carved, rest)."""
+    ids = list(split.dataset["id"])
+    labels = np.asarray(split.dataset["label"])
+    rng = np.random.default_rng(seed)
+    carved: list[int] = []
+    for c in range(len(split.label_names)):
+        idx = [i for i in np.flatnonzero(labels == c) if ids[i] not in exclude]
+        if idx:
+            carved.extend(rng.choice(idx, size=min(n, len(idx)), replace=False).tolist())
+    carved.sort()
+    rest = sorted(set(range(len(split))) - set(carved))
+    mk = lambda rows: LabelledSplit(split.dataset.select(rows), split.label_names, split.source, split.skipped)  # noqa: E731
+    return mk(carved), mk(rest)
