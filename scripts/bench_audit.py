@@ -191,10 +191,15 @@ def run_case(case: dict, args, root: Path) -> dict:
     llm = None if args.audit_llm == "none" else (args.llm if args.audit_llm == "same" else args.audit_llm)
     path = audit(str(model_dir), spec, str(work / "audit"), str(work / "prior_cache"), [args.prior], k_shot=args.k_shot,
                  heldout_split="validation", params=AuditConfig(candidates_per_class=args.candidates_per_class, llm=llm,
-                                                                llm_scope=args.llm_scope, llm_contrast=args.llm_contrast),
+                                                                llm_scope=args.llm_scope, llm_contrast=args.llm_contrast,
+                                                                label_encoder=args.label_encoder, label_alpha=args.label_alpha),
                  overwrite=True)
     audit_s = time.perf_counter() - t
     doc = json.loads(Path(path).read_text())
+    artefacts = meta["artefacts"] if planted else None
+    cleared = [c for c in doc["candidates"] if c.get("cleared_by_label")]
+    # The same audit as the label check found it: its confirmed features plus those the check cleared.
+    without_label = score_case({"confirmed": doc["confirmed"] + cleared}, artefacts, len(meta["label_names"]))
     out = {"kind": case["kind"], "strength": case["strength"], "position": case["position"],
            "artefacts": meta["artefacts"] if planted else None,
            "ce_reliance": ce_reliance(model_dir, data), "val_acc": val_acc,
@@ -202,6 +207,9 @@ def run_case(case: dict, args, root: Path) -> dict:
            "llm": llm, "llm_tested": doc["counts"].get("llm_tested", 0), "llm_evidence": doc["counts"].get("llm_evidence", 0),
            "llm_pairs": doc["counts"].get("llm_pairs", 0),
            "llm_evidence_features": [f"{c['class']}: {c['feature']}" for c in doc["candidates"] if c.get("llm_evidence")],
+           "label_cleared_features": [f"{c['class']}: {c['feature']} (p {c['label_p']:.3f})" for c in cleared],
+           "without_label_check": {k: without_label[k] for k in ("recall_at_5", "confirmed",
+                                                                 "false_confirmations_per_10_classes")},
            "seconds": round(audit_s, 1), "ce_fit_seconds": round(ce_s, 1), "over_ce_fit": round(audit_s / ce_s, 3),
            "over_ce_fit_without_llm": round((audit_s - doc["seconds"].get("llm", 0) - doc["seconds"].get("llm_load", 0)) / ce_s, 3),
            "audit_inner_seconds": doc["seconds"], "prior_seconds": round(prior_s, 1),
@@ -253,6 +261,19 @@ def write_markdown(res: dict, path: Path) -> None:
     lines += ["", "Features the LLM counterfactual calls class evidence (so not confirmed), per case:", ""]
     for name, c in res["cases"].items():
         lines.append(f"- {name}: " + ("; ".join(c.get("llm_evidence_features", [])) or "none"))
+    if s.get("label_encoder"):
+        lines += ["", f"The label-relatedness check ({s['label_encoder']}, level {s['label_alpha']}): the same audits "
+                  "without it (its confirmed features plus those it cleared), and the features it cleared:", "",
+                  "| case | recall@5 without → with | confirmed without → with | false / 10 classes without → with |",
+                  "|---|---|---|---|"]
+        for name, c in res["cases"].items():
+            w = c["without_label_check"]
+            r = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+            lines.append(f"| {name} | {r(w['recall_at_5'])} → {r(c['recall_at_5'])} | {w['confirmed']} → {c['confirmed']} | "
+                         f"{w['false_confirmations_per_10_classes']:.2f} → {c['false_confirmations_per_10_classes']:.2f} |")
+        lines.append("")
+        for name, c in res["cases"].items():
+            lines.append(f"- {name}: " + ("; ".join(c.get("label_cleared_features", [])) or "none"))
     not_run = [c["name"] for c in shortcut_cases(bool(s.get("quick"))) if c["name"] not in res["cases"]]
     if not_run:
         lines += ["", f"Not run (partial table): {', '.join(not_run)}."]
@@ -314,6 +335,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "'same': the prior's --llm; 'none': off")
     p.add_argument("--llm_scope", default="flipping", choices=["flipping", "tested"])
     p.add_argument("--llm_contrast", default="none", choices=["none", "full"], help="the LLM counterfactual's log p")
+    p.add_argument("--label_encoder", default=None,
+                   help="the audit's label-relatedness check (e.g. all-minilm-l6-v2; default: off)")
+    p.add_argument("--label_alpha", type=float, default=0.05, help="the label check's level")
     p.add_argument("--cases", default=None, help="comma-separated case names to run (default: all)")
     p.add_argument("--merge", nargs="*", default=None,
                    help="no run: combine the cases of these result files (same settings) into --out")

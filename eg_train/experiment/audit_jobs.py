@@ -51,13 +51,13 @@ def audit_key(cfg, model, methods: list[str], prior_keys: dict) -> dict:
 
 def resolved_audit_params(cfg) -> dict:
     """Every :class:`AuditConfig` field as the audit runs with it (:func:`audit_params` over the
-    defaults): what an audit's key holds, so a changed default is a changed audit."""
+    defaults, :meth:`AuditConfig.keyed`): what an audit's key holds, so a changed default is a changed
+    audit, and a field added later changes no key while unset."""
     import json
-    from dataclasses import asdict
 
     from eg_train.evaluation.audit import AuditConfig
 
-    return json.loads(json.dumps(asdict(AuditConfig(**audit_params(cfg))), default=str))
+    return json.loads(json.dumps(AuditConfig(**audit_params(cfg)).keyed(), default=str))
 
 
 def _audit_job(cfg, model, methods: list[str], key: dict) -> tuple[dict[str, float], str]:

@@ -8,7 +8,8 @@
   ones, the counterfactual figures ``{flip_rate, flip_rate_control, flip_ci95, delta_log_p,
   delta_log_p_control, removal_accuracy_drop, confirmed, ...}`` (:mod:`.proof`);
 - ``confirmed``: the tested candidates whose flip-rate interval lies above 0 and that neither the
-  prior's share nor the LLM counterfactual (``llm_evidence``) calls class evidence;
+  prior's share, the LLM counterfactual (``llm_evidence``) nor, when on, the label names
+  (``label_evidence``, :mod:`.label_check`) call class evidence;
 - ``examples``: a few training texts per confirmed feature with the model's IG and the prior;
 - ``positions``: for every training text that contains a confirmed feature, its id, fingerprint and
   the word indices the features cover (what a targeted penalty needs);
@@ -25,6 +26,7 @@ import numpy as np
 
 from eg_train.evaluation.audit.candidates import feature_table, score_candidates, top_per_class
 from eg_train.evaluation.audit.counter import feature_positions
+from eg_train.evaluation.audit.label_check import label_check
 from eg_train.evaluation.audit.llm_check import LLMLogProb, TimedLogProb, cap_log_prob
 from eg_train.evaluation.audit.proof import prove
 from eg_train.foundation.data.source import LabelledSplit
@@ -32,6 +34,8 @@ from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.words import split_words
 
 FORMAT = "eg-train-audit/1"
+# AuditConfig fields added after audits were keyed, at their defaults (AuditConfig.keyed).
+LATER_DEFAULTS = {"label_encoder": None, "label_alpha": 0.05}
 
 
 @dataclass
@@ -53,6 +57,9 @@ class AuditConfig:
     ``log p``) or ``full`` (renormalised over the labels). llm_max_texts: insertion texts per candidate
     it scores (None: all). llm_scope: ``flipping`` (candidates whose flip interval lies above 0, the
     only ones whose verdict it can change) or ``tested`` (every tested candidate).
+    label_encoder: the sentence encoder of the label-relatedness check (:mod:`.label_check`: a feature
+    among the ``label_alpha`` share of the data's features closest to its label's name is evidence,
+    not confirmed); None (the default) turns it off.
     """
 
     max_n: int = 3
@@ -75,6 +82,14 @@ class AuditConfig:
     llm_contrast: str = "none"
     llm_max_texts: int | None = 8
     llm_scope: str = "flipping"
+    label_encoder: str | None = None
+    label_alpha: float = 0.05
+
+    def keyed(self) -> dict:
+        """The settings as an audit's key holds them: every field, but those added after audits were
+        keyed (:data:`LATER_DEFAULTS`) only when set, so existing audits keep their keys."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
     def __post_init__(self) -> None:
         from eg_train.evaluation.audit.llm_check import LLM_CONTRASTS
@@ -89,6 +104,8 @@ class AuditConfig:
         for name in ("max_n", "min_count", "candidates_per_class", "n_controls", "ig_steps", "n_boot"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"audit {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < float(self.label_alpha) < 1.0:
+            raise ConfigError(f"audit label_alpha must lie in (0, 1), got {self.label_alpha}")
         if not 0.5 < float(self.position_share) <= 1.0:
             raise ConfigError(f"audit position_share must lie in (0.5, 1], got {self.position_share}")
 
@@ -156,6 +173,11 @@ def run_audit(
           n_controls=cfg.n_controls, n_boot=cfg.n_boot, seed=cfg.seed, llm=timed,
           llm_max_texts=cfg.llm_max_texts, llm_scope=cfg.llm_scope)
     t_proof = time.perf_counter()
+    if cfg.label_encoder:
+        from eg_train.evaluation.attacks.similarity import SentenceEncoder
+
+        label_check(tested, table, names, SentenceEncoder(cfg.label_encoder).embed, alpha=cfg.label_alpha, seed=cfg.seed)
+    t_label = time.perf_counter()
 
     tested_ids = {id(c) for c in tested}
     listed, per_class = [], {}
@@ -193,7 +215,8 @@ def run_audit(
                    "train_with_prior": sum(p is not None for p in priors), "train_with_ig": len(rows),
                    "llm_tested": sum(bool(c.proof.get("llm_tested")) for c in tested),
                    "llm_evidence": sum(bool(c.proof.get("llm_evidence")) for c in tested),
-                   "llm_pairs": timed.pairs if timed else 0},
+                   "llm_pairs": timed.pairs if timed else 0,
+                   "label_evidence": sum(bool(c.proof.get("label_evidence")) for c in tested)},
         "heldout_source": heldout.source,
         "candidates": [entry(c) for c in listed],
         "confirmed": [entry(c) for c in confirmed],
@@ -201,6 +224,7 @@ def run_audit(
         "examples": examples,
         "seconds": {"ig": round(t_ig - t0, 2), "proof": round(t_proof - t_ig - t_llm_load - (timed.seconds if timed else 0.0), 2),
                     "llm_load": round(t_llm_load, 2), "llm": round(timed.seconds, 2) if timed else 0.0,
+                    "label": round(t_label - t_proof, 2),
                     "total": round(time.perf_counter() - t0, 2)},
     }
 
