@@ -251,22 +251,16 @@ def link_model(run_dir: Path, chosen_run_dir: Path, key: dict, choice: dict) -> 
     write_key(run_dir, key)
 
 
-def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[int, str]], audit_file: str | None,
-               targets: dict[int, str], keys: dict[int, dict], choice_file: str, data_options, model_name: str
-               ) -> tuple[dict[str, float], str]:
-    """Score CE and every candidate on clean and counter-shortcut validation, apply :func:`choose`,
-    write ``choice_file`` and link each seed's run folder of the rule variant to the chosen model."""
+def validation_scores(run_dirs: dict[str, dict[int, str]], order: Sequence[str], seeds: Sequence[int], audit: dict,
+                      val, device: str) -> tuple[dict[str, dict], dict[str, dict[int, dict]], int]:
+    """Every model's accuracy on training's validation split ``val``: plain (``validation``), without the
+    audit's confirmed features (``clean``) and on the audit's counter-shortcut validation (``counter``, None
+    when nothing is confirmed). Returns the means over ``seeds`` per name, the per-seed rows and the size
+    of the counter-shortcut split; models not trained (yet) are left out."""
     import numpy as np
 
     from eg_train.evaluation.audit import counter_shortcut_split, shortcut_free_split
-    from eg_train.foundation.io import atomic_write_json
 
-    t = time.perf_counter()
-    settings = RuleSettings.from_mapping(cfg.rule)
-    ce = order[0]
-    seeds = sorted(targets)
-    _, val = train_and_validation(data_options, model_name)
-    audit = json.loads(Path(audit_file).read_text()) if audit_file else {"confirmed": []}
     counter = counter_shortcut_split(audit, val) if audit.get("confirmed") else None
     # Clean accuracy without the shortcuts: the validation texts carry them as training does, and a
     # model that fits them would win a plain validation (the floor would protect the shortcut).
@@ -278,19 +272,41 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
             if not (model / "config.json").is_file():
                 continue
             per_seed.setdefault(name, {})[s] = {
-                "clean": _accuracy(model, free, cfg.device),
-                "validation": _accuracy(model, val, cfg.device),
-                "counter": _accuracy(model, counter, cfg.device) if counter is not None else None}
+                "clean": _accuracy(model, free, device),
+                "validation": _accuracy(model, val, device),
+                "counter": _accuracy(model, counter, device) if counter is not None else None}
     means = {n: {k: (float(np.mean([r[k] for r in rows.values()])) if all(r[k] is not None for r in rows.values()) else None)
                  for k in ("clean", "validation", "counter")} for n, rows in per_seed.items()}
-    pick, reason = choose(means, [n for n in order if n in means], settings, counter is not None)
+    return means, per_seed, 0 if counter is None else len(counter)
+
+
+def choice_document(rule_name: str, pick: str, reason: str, settings: RuleSettings, audit: dict, n_val: int,
+                    n_counter: int, means: dict, per_seed: dict) -> dict:
+    """What ``choice.json`` holds: the choice, its reason, the confirmed features and every score."""
+    return {"variant": rule_name, "chosen": pick, "reason": reason, "settings": asdict(settings),
+            "confirmed": [{k: c.get(k) for k in ("feature", "class", "position", "flip_rate", "flip_rate_control")}
+                          for c in audit.get("confirmed", [])],
+            "validation": {"n_clean": n_val, "n_counter": n_counter},
+            "scores": means, "per_seed": {n: {str(s): r for s, r in rows.items()} for n, rows in per_seed.items()}}
+
+
+def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[int, str]], audit_file: str | None,
+               targets: dict[int, str], keys: dict[int, dict], choice_file: str, data_options, model_name: str
+               ) -> tuple[dict[str, float], str]:
+    """Score CE and every candidate on clean and counter-shortcut validation, apply :func:`choose`,
+    write ``choice_file`` and link each seed's run folder of the rule variant to the chosen model."""
+    from eg_train.foundation.io import atomic_write_json
+
+    t = time.perf_counter()
+    settings = RuleSettings.from_mapping(cfg.rule)
+    seeds = sorted(targets)
+    _, val = train_and_validation(data_options, model_name)
+    audit = json.loads(Path(audit_file).read_text()) if audit_file else {"confirmed": []}
+    means, per_seed, n_counter = validation_scores(run_dirs, order, seeds, audit, val, cfg.device)
+    pick, reason = choose(means, [n for n in order if n in means], settings, bool(audit.get("confirmed")))
     log.info("rule %s: %s", rule_name, reason)
-    choice = {"variant": rule_name, "chosen": pick, "reason": reason, "settings": asdict(settings),
-              "confirmed": [{k: c.get(k) for k in ("feature", "class", "position", "flip_rate", "flip_rate_control")}
-                            for c in audit.get("confirmed", [])],
-              "validation": {"n_clean": len(val), "n_counter": 0 if counter is None else len(counter)},
-              "scores": means, "per_seed": {n: {str(s): r for s, r in rows.items()} for n, rows in per_seed.items()}}
-    atomic_write_json(Path(choice_file), choice)
+    atomic_write_json(Path(choice_file), choice_document(rule_name, pick, reason, settings, audit, len(val), n_counter,
+                                                         means, per_seed))
     for s in seeds:
         link_model(Path(targets[s]), Path(run_dirs[pick][s]), keys[s], {"chosen": pick, "reason": reason})
     return {f"select_{rule_name}_s": time.perf_counter() - t}, pick
