@@ -137,7 +137,6 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
             path = run_dir / CANDIDATES_DIR / spec.name
             if spec.priors:  # the prior candidate: the config's own prior, with the rule's weight
                 cand = _candidate_config(cfg, spec)
-                cand = replace(cand, ckpt_path=None, overwrite=False)
             else:  # the targeted penalty on the audit's confirmed features
                 cand = _candidate_config(base, spec)
                 cand.data = replace(cand.data, penalty_positions=str(audit_file))
