@@ -169,3 +169,21 @@ def test_smoke_suite_runs_end_to_end(tmp_path, monkeypatch):
     mtime = (tmp_path / "records" / "b3-decoy-end.json").stat().st_mtime
     run_suite(cfg)
     assert (tmp_path / "records" / "b3-decoy-end.json").stat().st_mtime == mtime
+    # A record carried to a machine without the none case's models (its confusion not computed there):
+    # the CE models of the reference are trained again and the confusion is filled in, nothing else changes.
+    import shutil
+
+    from eg_train.experiment.suite import _model_dirs, case_benchmark_config
+
+    none_case = next(c for c in cfg.selected_cases() if c.name == "b3-none")
+    for (variant, _), model in _model_dirs(case_benchmark_config(cfg, none_case)).items():
+        if variant == "ce":
+            shutil.rmtree(model.parent)
+    path = tmp_path / "records" / "b3-decoy-end.json"
+    record = json.loads(path.read_text())
+    record["confusion"] = None
+    path.write_text(json.dumps(record))
+    run_suite(cfg)
+    filled = json.loads(path.read_text())
+    assert filled["confusion"] == pytest.approx(s["confusion_rate"], abs=0.05)
+    assert filled["benchmark"] == record["benchmark"] and filled["key"] == record["key"]
