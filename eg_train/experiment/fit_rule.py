@@ -100,6 +100,9 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
     if not methods:
         raise ConfigError(f"the recipe rule's audit needs an LLM prior (lime or cap) among data.prior.methods, "
                           f"got {cfg.prior.methods}")
+    if not Path(cfg.prior.cache_dir).is_dir():  # before CE trains for minutes
+        raise ConfigError(f"data.prior.cache_dir {cfg.prior.cache_dir} not found: compute the priors first "
+                          "(eg-priors compute --config ...), or train without them (--data.prior none)")
     run_dir = Path(cfg.run_dir)
     if cfg.overwrite and run_dir.exists():
         log.warning("overwrite: removing the previous rule run in %s", run_dir)

@@ -41,6 +41,16 @@ def test_fit_with_a_prior_is_the_rule_unless_fixed_resumed_or_prior_less():
         rule_fit_config(["--config", DEMO, "--ckpt_path", "x.ckpt"], "rule")
 
 
+def test_a_missing_prior_cache_is_refused_before_anything_trains(tmp_path):
+    from eg_train.experiment.fit_rule import fit_with_rule
+
+    cfg = rule_fit_config(["--config", DEMO, f"--data.prior={{cache_dir: {tmp_path / 'none'}, methods: [lime]}}",
+                           f"--trainer.default_root_dir={tmp_path / 'run'}"], None)
+    with pytest.raises(ConfigError, match="not found: compute the priors first"):
+        fit_with_rule(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 PLANTED = {"card_arrival": "hyena", "exchange_rate": "koala", "pending_cash_withdrawal": "jade"}
 
 
