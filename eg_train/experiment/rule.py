@@ -148,7 +148,7 @@ def choose(scores: dict[str, dict[str, float | None]], order: Sequence[str], set
     pick = next(n for n in ok if scores[n]["counter"] >= best - settings.tie)  # ties: the cheaper one
     gain = scores[pick]["counter"] - scores[ce]["counter"]
     if gain < settings.counter_margin:
-        return ce, (f"best candidate {pick} gains {100 * gain:+.1f} points of counter-shortcut validation accuracy, "
+        return ce, (f"best candidate {pick} gains {100 * gain:+.2f} points of counter-shortcut validation accuracy, "
                     f"less than {100 * settings.counter_margin:g}: CE")
     return pick, (f"{pick}: counter-shortcut validation {100 * scores[pick]['counter']:.1f} vs CE "
                   f"{100 * scores[ce]['counter']:.1f}, clean {100 * scores[pick]['clean']:.1f} vs CE {100 * scores[ce]['clean']:.1f}")
