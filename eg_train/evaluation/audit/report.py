@@ -37,6 +37,13 @@ def _llm_cell(c: dict) -> str:
     return f"{c['llm_delta_log_p']:+.2f} vs {c['llm_delta_log_p_control']:+.2f}: {verdict}"
 
 
+def _label_cell(c: dict) -> str:
+    """The label-relatedness check in one cell: its rank p-value and the verdict."""
+    if c.get("label_p") is None:
+        return "n/a"
+    return f"p {c['label_p']:.3f}: {'evidence' if c.get('label_evidence') else 'not evidence'}"
+
+
 def audit_context(audit: dict, image_dir: str | None = "plots") -> dict:
     """What both templates render: rows per confirmed feature, the candidates tested, the examples."""
     from markupsafe import Markup
@@ -55,7 +62,7 @@ def audit_context(audit: dict, image_dir: str | None = "plots") -> dict:
                 "removal": "n/a" if c.get("removal_accuracy_drop") is None
                 else f"{100 * c['removal_accuracy_drop']:+.1f} (n={c['removal_n']})",
                 "singled_out": "yes" if c.get("prior_singles_out") else "no",
-                "llm": _llm_cell(c),
+                "llm": _llm_cell(c), "label": _label_cell(c),
                 "confirmed": "yes" if c.get("confirmed") else "no"}
 
     examples = []
@@ -72,7 +79,8 @@ def audit_context(audit: dict, image_dir: str | None = "plots") -> dict:
     tested = [c for c in audit["candidates"] if c.get("tested")]
     return {"counts": audit["counts"], "heldout": audit.get("heldout_source", ""),
             "confirmed": [row(c) for c in audit["confirmed"]], "tested": [row(c) for c in tested],
-            "examples": examples, "seconds": audit.get("seconds", {})}
+            "examples": examples, "seconds": audit.get("seconds", {}),
+            "label_check": any(c.get("label_p") is not None for c in tested)}
 
 
 def render_audit_section(audit: dict, fmt: str = "markdown", image_dir: str | None = "plots") -> str:

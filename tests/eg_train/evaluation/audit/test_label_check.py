@@ -106,3 +106,24 @@ def test_known_answer_with_the_real_sentence_encoder():
     label_check(picked, table, ["card_arrival", "exchange_rate", "top_up_failed"], SentenceEncoder().embed, alpha=0.1)
     assert picked[0].proof["label_evidence"] and not picked[0].proof["confirmed"]
     assert not picked[1].proof["label_evidence"] and picked[1].proof["confirmed"]
+
+
+def test_the_report_shows_the_label_check_only_when_it_ran():
+    from eg_train.evaluation.audit.report import render_audit_section
+
+    cand = {"class": "exchange_rate", "feature": "rate", "position": "any", "count": 3, "count_total": 3,
+            "association": 2.0, "association_ci95": [0.5, 3.5], "model_share": 0.4, "prior_share": 0.1,
+            "uniform_share": 0.2, "score": 0.15, "tested": True, "flip_rate": 0.5, "flip_rate_control": 0.0,
+            "flip_ci95": [0.2, 0.8], "confirmed": False}
+    doc = {"counts": {"train": 6, "train_with_prior": 6, "train_with_ig": 6, "features": 30, "tested": 1,
+                      "confirmed": 0, "heldout": 6}, "candidates": [cand], "confirmed": [], "examples": []}
+    for fmt in ("markdown", "html"):
+        assert "label names" not in render_audit_section(doc, fmt)
+    cand.update(label_p=0.004, label_evidence=True)
+    for fmt in ("markdown", "html"):
+        out = render_audit_section(doc, fmt)
+        assert "label names (rank p)" in out and "p 0.004: evidence" in out
+    md = render_audit_section(doc, "markdown").splitlines()
+    header = next(line for line in md if line.startswith("| class | feature | position | count | model share"))
+    row = next(line for line in md if line.startswith("| exchange_rate"))
+    assert header.count("|") == row.count("|")  # the column is in both
