@@ -312,12 +312,14 @@ def _none_ce_models(cfg: SuiteConfig, none_case: SuiteCase) -> dict[int, Path]:
     """The ``none`` case's CE model of every seed, trained when missing (a record carried to a new machine
     comes without its models): the case's own pipeline with CE alone, so the runs keep their keys."""
     from eg_train.experiment.pipeline import TrainedVariant
-    from eg_train.experiment.shortcut import run_shortcut_benchmark
+    from eg_train.experiment.shortcut import _paths, run_shortcut_benchmark
 
     none_cfg = case_benchmark_config(cfg, none_case)
     seeds = list(none_cfg.pipeline.seeds)
 
     def found() -> dict[int, Path]:
+        if not _paths(none_cfg)["data"].exists():  # the none case never ran on this machine
+            return {}
         models = _model_dirs(none_cfg)
         return {s: models[("ce", s)] for s in seeds if (models.get(("ce", s), Path("-")) / "config.json").is_file()}
 
