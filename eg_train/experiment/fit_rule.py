@@ -33,7 +33,6 @@ from eg_train.foundation.errors import ConfigError
 
 log = logging.getLogger("eg_train.experiment.fit_rule")
 
-LLM_METHODS = ("lime", "cap")  # the priors the audit reads (IG is the model's own kind of evidence)
 CANDIDATES_DIR = "candidates"
 CE_NAME = "ce"
 
@@ -54,13 +53,13 @@ class RuleFitResult:
 def _fit_once(cfg, run_dir: Path):
     """``fit`` ``cfg`` into ``run_dir``, or reuse / resume what is there."""
     from eg_train.training.api import fit
+    from eg_train.training.rundir import resumable_checkpoint
 
     if (run_dir / "model" / "config.json").is_file():
         log.info("rule: %s is trained, reused", run_dir)
         return
-    last = run_dir / "checkpoints" / "last.ckpt"
-    cfg = replace(cfg, run_dir=str(run_dir), ckpt_path=str(last) if last.is_file() else None, overwrite=False)
-    fit(cfg)
+    last = resumable_checkpoint(run_dir)
+    fit(replace(cfg, run_dir=str(run_dir), ckpt_path=None if last is None else str(last), overwrite=False))
 
 
 def _candidate_config(base, spec) -> object:
@@ -75,12 +74,11 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
     """Train ``cfg`` (a :class:`~eg_train.training.config.TrainConfig` with a prior) by the recipe rule
     (module docstring); ``settings``: :class:`~eg_train.experiment.rule.RuleSettings`, ``audit``:
     :class:`~eg_train.evaluation.audit.AuditConfig` (defaults when None)."""
-    import torch
-
-    from eg_train.evaluation.audit import AuditConfig, run_audit
-    from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.evaluation.audit import AuditConfig
+    from eg_train.experiment.audit_jobs import LLM_PRIORS
     from eg_train.experiment.rule import (
         RuleSettings,
+        audit_ce_model,
         candidates,
         choice_document,
         choose,
@@ -90,13 +88,12 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
     )
     from eg_train.experiment.variant import TrainedVariant
     from eg_train.foundation.io import atomic_write_json
-    from eg_train.foundation.models.resolve import load_sequence_classifier
 
     settings = settings or RuleSettings()
     audit = audit or AuditConfig()
     if cfg.prior is None:
         raise ConfigError("the recipe rule needs a prior (data.prior: cache_dir, methods); without one fit trains CE")
-    methods = [m for m in cfg.prior.methods if m in LLM_METHODS]
+    methods = [m for m in cfg.prior.methods if m in LLM_PRIORS]
     if not methods:
         raise ConfigError(f"the recipe rule's audit needs an LLM prior (lime or cap) among data.prior.methods, "
                           f"got {cfg.prior.methods}")
@@ -125,12 +122,8 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
     if audit_file.is_file():
         doc = json.loads(audit_file.read_text())
     else:
-        priors = priors_by_fingerprint(cfg.prior.cache_dir, train.dataset["text"], methods, "mean",
-                                       cfg.prior.normalisation)
-        model, tok = load_sequence_classifier(str(runs[CE_NAME] / "model"))
-        model.to(torch.device(device)).eval()
-        doc = run_audit(model, tok, train, priors, val, audit)
-        doc.update({"checkpoint": str(runs[CE_NAME] / "model"), "prior": {"methods": methods, "fusion": "mean"}})
+        doc = audit_ce_model(runs[CE_NAME] / "model", train, val, cfg.prior.cache_dir, methods, audit, device,
+                             cfg.prior.normalisation)
         atomic_write_json(audit_file, doc)
     log.info("rule audit: %d confirmed of %d tested candidates", doc["counts"]["confirmed"], doc["counts"]["tested"])
 

@@ -189,30 +189,40 @@ def train_and_validation(data_options, model_name: str):
 def rule_audit_job(cfg, ce_run_dir: str, methods: list[str], key: dict, data_options, model_name: str
                    ) -> tuple[dict[str, float], str]:
     """Audit the CE model on training's validation split into :func:`rule_audit_file` (reused by key)."""
-    from eg_train.evaluation.audit import AuditConfig, run_audit
-    from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.evaluation.audit import AuditConfig
     from eg_train.experiment.audit_jobs import audit_params
     from eg_train.experiment.layout import check_key, write_key
     from eg_train.foundation.io import atomic_write_json
-    from eg_train.foundation.models.resolve import load_sequence_classifier
-
-    import torch
 
     target = rule_audit_file(cfg, key)
     if target.is_file() and check_key(target.parent, key):
         return {}, str(target)
     t = time.perf_counter()
-    run = Path(ce_run_dir)
     train, val = train_and_validation(data_options, model_name)
-    priors = priors_by_fingerprint(str(Path(cfg.out_dir) / "prior_cache"), train.dataset["text"], methods, "mean", "minmax")
-    model, tok = load_sequence_classifier(str(run / "model"))
-    model.to(torch.device(cfg.device)).eval()
-    doc = run_audit(model, tok, train, priors, val, AuditConfig(**audit_params(cfg)))
-    doc.update({"checkpoint": str(run / "model"), "prior": {"methods": methods, "fusion": "mean"}})
+    doc = audit_ce_model(Path(ce_run_dir) / "model", train, val, str(Path(cfg.out_dir) / "prior_cache"), methods,
+                         AuditConfig(**audit_params(cfg)), cfg.device)
     atomic_write_json(target, doc)
     write_key(target.parent, key)
     log.info("rule audit: %d confirmed of %d tested candidates", doc["counts"]["confirmed"], doc["counts"]["tested"])
     return {"audit_rule_s": time.perf_counter() - t}, str(target)
+
+
+def audit_ce_model(model_dir: Path, train, val, prior_cache: str, methods: list[str], params, device: str,
+                   normalisation: str = "minmax") -> dict:
+    """The rule audit's document: the CE model at ``model_dir`` audited with the ``methods`` priors of
+    ``prior_cache`` (fused by mean) on training's validation split ``val``."""
+    import torch
+
+    from eg_train.evaluation.audit import run_audit
+    from eg_train.evaluation.audit.prior_lookup import priors_by_fingerprint
+    from eg_train.foundation.models.resolve import load_sequence_classifier
+
+    priors = priors_by_fingerprint(prior_cache, train.dataset["text"], methods, "mean", normalisation)
+    model, tok = load_sequence_classifier(str(model_dir))
+    model.to(torch.device(device)).eval()
+    doc = run_audit(model, tok, train, priors, val, params)
+    doc.update({"checkpoint": str(model_dir), "prior": {"methods": methods, "fusion": "mean"}})
+    return doc
 
 
 def confirmed_positions(audit_file: str | Path) -> int:
@@ -317,6 +327,6 @@ def same_as_ce(run_dir: Path, ce_run_dir: Path, key: dict) -> None:
     link_model(run_dir, ce_run_dir, key, {"chosen": "ce", "reason": "the audit confirmed no feature: no word to penalise"})
 
 
-__all__ = ["AUDIT_POSITIONS", "RECIPES", "RULE_AUDIT_JOB", "RuleSettings", "candidates", "choose", "expand",
+__all__ = ["AUDIT_POSITIONS", "RECIPES", "RULE_AUDIT_JOB", "RuleSettings", "audit_ce_model", "candidates", "choose", "expand",
            "is_rule", "link_model", "penalty_weight", "resolved_recipe", "rule_audit_file", "rule_audit_job",
            "rule_audit_key", "select_job", "uses_audit_positions"]
