@@ -129,6 +129,10 @@ class PipelineConfig:
     rule: dict[str, Any] = field(default_factory=dict)
     # Evaluate (test set, attacks) a rule variant's candidates too, not only the chosen model.
     evaluate_candidates: bool = True
+    # Keep each finished run's Lightning checkpoints (best.ckpt + last.ckpt, each about twice the
+    # model's size). The pipeline reads a finished run through its model/ folder and resumes an
+    # interrupted one from last.ckpt, so by default a run's checkpoints go once its model is exported.
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         expand_rules(self)
@@ -390,6 +394,9 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
 # Training options added after runs were keyed: left out of a model's key while unset (None), so a new
 # option does not retrain every existing run.
 KEY_NEUTRAL_OPTIONS = (("data", "penalty_positions"), ("model", "align_top_layers"))
+# PipelineConfig fields that change no figure, added after suite cases were keyed: left out of a
+# case's key (eg_train.experiment.suite.case_key), so adding one does not recompute every record.
+RESULT_NEUTRAL_FIELDS = ("keep_checkpoints",)
 
 
 def rule_audit_methods(cfg: PipelineConfig) -> list[str]:
@@ -426,6 +433,11 @@ def _train(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: P
             return run_dir, False
         _fit(cfg, variant, seed, cache_dir, run_dir, init_model)
         write_key(run_dir, model.train_key)
+        if not cfg.keep_checkpoints:
+            from eg_train.training.rundir import remove_checkpoints
+
+            log.info("%s seed %d: removed the finished run's checkpoints (%.0f MB; keep_checkpoints: true keeps them)",
+                     variant.name, seed, remove_checkpoints(run_dir) / 2**20)
     return run_dir, True
 
 

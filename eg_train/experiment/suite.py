@@ -188,8 +188,13 @@ def case_key(cfg: SuiteConfig, case: SuiteCase) -> str:
     from eg_train.experiment.audit_jobs import resolved_audit_params
     from eg_train.experiment.rule import RULE_VERSION
 
+    from eg_train.experiment.pipeline import RESULT_NEUTRAL_FIELDS
+
     bench = case_benchmark_config(cfg, case)
-    payload = json.dumps({"benchmark": asdict(bench), "audit": resolved_audit_params(bench.pipeline),
+    benchmark = asdict(bench)
+    for name in RESULT_NEUTRAL_FIELDS:
+        benchmark["pipeline"].pop(name)
+    payload = json.dumps({"benchmark": benchmark, "audit": resolved_audit_params(bench.pipeline),
                           "rule_version": RULE_VERSION},
                          sort_keys=True, default=str)
     return hashlib.sha1(payload.encode()).hexdigest()[:16]

@@ -141,6 +141,25 @@ def resumable_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return last if last.is_file() and not (run_dir / MODEL_DIR / "config.json").is_file() else None
 
 
+def remove_checkpoints(run_dir: str | os.PathLike) -> int:
+    """Delete ``checkpoints/`` of a finished run (its ``model/`` exported); returns the bytes freed.
+
+    Each checkpoint holds the weights and the optimiser state (about twice the model's size), and a
+    finished run is read through ``model/``: a pipeline of many runs would otherwise keep gigabytes
+    nobody reads. Refuses a run without an exported model, whose ``last.ckpt`` is how it resumes.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / MODEL_DIR / "config.json").is_file():
+        raise UserError(f"{run_dir}: no exported model ({MODEL_DIR}/config.json); its checkpoints are how it "
+                        "resumes and are kept")
+    ckpts = run_dir / CHECKPOINT_DIR
+    if not ckpts.is_dir():
+        return 0
+    freed = sum(f.stat().st_size for f in ckpts.rglob("*") if f.is_file())
+    shutil.rmtree(ckpts)
+    return freed
+
+
 class RandomState(L.Callback):
     """Keep the random generators' states in every checkpoint and restore them on resume.
 

@@ -223,6 +223,23 @@ def test_a_run_being_trained_by_another_process_is_waited_for_and_reused(pipelin
         holder.join(60)
 
 
+def test_a_finished_runs_checkpoints_go_unless_kept(pipeline_config):
+    """The pipeline reads a finished run through model/: its best/last.ckpt (twice the model each) go,
+    unless keep_checkpoints; the option changes no key, so no run retrains for it."""
+    from dataclasses import replace
+
+    from eg_train.experiment.pipeline import _train
+
+    ce = pipeline_config.variants[0]
+    kept = replace(pipeline_config, keep_checkpoints=True)
+    assert plan(kept).model(ce, 0).train_key == plan(pipeline_config).model(ce, 0).train_key
+    dropped_dir, trained = _train(pipeline_config, ce, 0, None, plan(pipeline_config).model(ce, 0))
+    assert trained and (dropped_dir / "model" / "config.json").is_file()
+    assert not (dropped_dir / "checkpoints").exists()
+    kept_dir, trained = _train(kept, ce, 1, None, plan(kept).model(ce, 1))
+    assert trained and {p.name for p in (kept_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+
+
 def test_every_key_follows_what_it_depends_on(pipeline_config, tmp_path):
     """Training keys follow the training settings and the training data's content, not the test
     file; evaluation and attack keys follow the test file's content too."""

@@ -334,7 +334,8 @@ def test_an_interrupted_run_resumes_from_last_ckpt_to_the_uninterrupted_result(t
     from safetensors.torch import load_file
 
     import eg_train.training.api as api
-    from eg_train.training.rundir import resumable_checkpoint
+    from eg_train.foundation.errors import UserError
+    from eg_train.training.rundir import remove_checkpoints, resumable_checkpoint
 
     def configured(name: str) -> TrainConfig:
         cfg = _config(tmp_path)
@@ -349,6 +350,8 @@ def test_an_interrupted_run_resumes_from_last_ckpt_to_the_uninterrupted_result(t
     with pytest.raises(_StopAfterFirstEpoch):
         fit(stopped)
     monkeypatch.setattr(api, "build_trainer", build)
+    with pytest.raises(UserError, match="how it resumes"):  # an unfinished run keeps its checkpoints
+        remove_checkpoints(stopped.run_dir)
     last = resumable_checkpoint(stopped.run_dir)
     assert last is not None and torch.load(last, weights_only=False)["epoch"] == 0
     stopped.ckpt_path = str(last)
@@ -360,6 +363,9 @@ def test_an_interrupted_run_resumes_from_last_ckpt_to_the_uninterrupted_result(t
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=lambda m, k=k: f"{k}: {m}")
     epochs = [r["epoch"] for r in _metrics(Path(stopped.run_dir)) if r.get("val_acc")]
     assert epochs == ["0", "1", "2"]  # the first epoch's metrics kept, the others appended
+    size = sum(p.stat().st_size for p in (Path(stopped.run_dir) / "checkpoints").iterdir())
+    assert remove_checkpoints(stopped.run_dir) == size  # finished: removable, the model stays
+    assert not (Path(stopped.run_dir) / "checkpoints").exists() and (resumed.model_dir / "config.json").is_file()
 
 
 @pytest.mark.slow
