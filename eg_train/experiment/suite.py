@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eg_train.foundation.data.shortcut import KINDS, ShortcutConfig
+from eg_train.foundation.data.shortcut import KINDS, ShortcutConfig, planted_count
 from eg_train.foundation.data.source import DataSpec
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.io import atomic_write_json, atomic_write_text
@@ -77,21 +77,23 @@ def _case(name: str, data: str, kind: str, position: str = "random", strength: f
 
 
 # The design: every kind once on Banking77-8 (the cheapest), the positions and strengths where they
-# matter most (a frequent word or a signature at the end is the natural artefact; 0.9 / 0.7 with
-# rest ``other`` make the artefact a noisy cue), a ``none`` case per dataset (the never-hurt check
-# and the confusion reference), and the two harder datasets on the realistic kinds.
+# matter most (a frequent word or a signature at the end is the natural artefact; strength < 1 with
+# rest ``other`` makes the artefact a noisy cue), a ``none`` case per dataset (the never-hurt check
+# and the confusion reference), and the two harder datasets on the realistic kinds. At 5 texts per
+# class a strength plants a whole number of them (planted_count): 0.8 is 4 of 5, 0.7 is also 4 of 5,
+# and 0.9 would be all 5, the same data as 1.0 (the first design's 0.9 cases were; see selected_cases).
 DESIGN: tuple[SuiteCase, ...] = (
     _case("b8-none", "b8", "none", why="no artefact: a recipe must not cost clean accuracy"),
     _case("b8-word", "b8", "word", why="today's benchmark kind: an unrelated word, random position, 100 %"),
     _case("b8-frequent-end", "b8", "frequent", "end", why="issue 25's new-user case: an ordinary filler word ending every text"),
-    _case("b8-frequent-end-90-other", "b8", "frequent", "end", 0.9, "other", why="the same cue, 90 % reliable"),
+    _case("b8-frequent-end-80-other", "b8", "frequent", "end", 0.8, "other", why="the same cue on 4 of 5 texts, the 5th carrying another class's"),
     _case("b8-phrase-end", "b8", "phrase", "end", why="a signature ('sent from my phone') per class"),
     _case("b8-phrase-start-70", "b8", "phrase", "start", 0.7, "clean", why="a greeting template on 70 % of texts"),
-    _case("b8-decoy-90", "b8", "decoy", "random", 0.9, "clean", why="a nonce token: the easiest shortcut to see"),
+    _case("b8-decoy", "b8", "decoy", why="a nonce token: the easiest shortcut to see"),
     _case("b77-none", "b77", "none", why="all 77 intents without artefact"),
     _case("b77-frequent-end", "b77", "frequent", "end", why="77 filler words: many classes, 5 texts each"),
     _case("c15-none", "c15", "none", why="a second dataset without artefact"),
-    _case("c15-frequent-random-90-other", "c15", "frequent", "random", 0.9, "other", why="a noisy cue anywhere in the text"),
+    _case("c15-frequent-random-80-other", "c15", "frequent", "random", 0.8, "other", why="a noisy cue anywhere in the text"),
     _case("c15-phrase-end", "c15", "phrase", "end", why="signatures on CLINC150"),
 )
 assert {c.shortcut.kind for c in DESIGN} == set(KINDS), "the design covers every builder kind"
@@ -176,10 +178,16 @@ def case_benchmark_config(cfg: SuiteConfig, case: SuiteCase):
     if has_artefact:  # no artefact: no gold mask, no oracle
         variants += [TrainedVariant(oracle_name(w), train={"model": {"penalty_weight": float(w)}}, recipe="fixed")
                      for w in cfg.oracle_weights]
-    return ShortcutBenchmarkConfig(out_dir=str(Path(cfg.out_dir) / case.name), data=DataSpec(preset=preset, classes=classes),
-                                   dataset_name=preset, shortcut=replace(case.shortcut, penalty_words=has_artefact),
-                                   pipeline=PipelineConfig(**copy.deepcopy(pipeline), variants=variants),
-                                   results=None, **copy.deepcopy(shared))
+    bench = ShortcutBenchmarkConfig(out_dir=str(Path(cfg.out_dir) / case.name), data=DataSpec(preset=preset, classes=classes),
+                                    dataset_name=preset, shortcut=replace(case.shortcut, penalty_words=has_artefact),
+                                    pipeline=PipelineConfig(**copy.deepcopy(pipeline), variants=variants),
+                                    results=None, **copy.deepcopy(shared))
+    strength, k = case.shortcut.strength, bench.k_shot
+    if has_artefact and strength < 1 and planted_count(strength, k) == k:
+        raise ConfigError(f"suite case {case.name!r}: strength {strength} of {k} training texts per class plants all "
+                          f"{k} (floor(strength * k + 0.5)), the same data as strength 1.0; use a strength of at "
+                          f"most {(k - 1) / k:g} or a larger k_shot")
+    return bench
 
 
 def case_key(cfg: SuiteConfig, case: SuiteCase) -> str:
@@ -412,8 +420,9 @@ def _small(res: dict) -> dict:
 
 
 def assemble(cfg: SuiteConfig) -> dict:
-    """``<results>.{json,md}`` from the records on disk (cases without a record are listed as missing)."""
-    cases = cfg.selected_cases()
+    """``<results>.{json,md}`` from the records on disk, for every case of the design and ``extra_cases``
+    (cases without a record are listed as missing): a run of a few ``cases`` never shrinks the tables."""
+    cases = replace(cfg, cases=None).selected_cases()
     found, missing = {}, []
     for case in cases:
         path = Path(cfg.records) / f"{case.name}.json"

@@ -349,6 +349,12 @@ def _other_class(y: int, n_classes: int, rng: np.random.Generator) -> int:
     return c + 1 if c >= y else c
 
 
+def planted_count(strength: float, n: int) -> int:
+    """How many of a class's ``n`` texts carry its artefact at ``strength``: ``floor(strength * n + 0.5)``
+    (so 0.9 of 5 texts is all 5, and 0.7 of 5 is 4)."""
+    return int(math.floor(strength * n + 0.5))
+
+
 def _biased_assignment(split: LabelledSplit, cfg: ShortcutConfig, stream: int) -> list[int]:
     """The artefact class of every row of a training-like split (-1: none): exactly
     ``floor(strength * n_c + 0.5)`` rows of each class ``c`` carry ``c``'s artefact."""
@@ -359,7 +365,7 @@ def _biased_assignment(split: LabelledSplit, cfg: ShortcutConfig, stream: int) -
         return out
     for c in range(n_classes):
         idx = np.flatnonzero(labels == c)
-        m = int(math.floor(cfg.strength * len(idx) + 0.5))
+        m = planted_count(cfg.strength, len(idx))
         chosen = set(np.random.default_rng([cfg.seed, stream, c, 0]).choice(idx, size=m, replace=False).tolist()) if m else set()
         for i in idx:
             if i in chosen:

@@ -11,6 +11,7 @@ import pytest
 from eg_train.experiment.suite import (
     DESIGN,
     SuiteConfig,
+    SuiteCase,
     assemble,
     case_benchmark_config,
     case_key,
@@ -34,7 +35,7 @@ def test_design_is_about_ten_cases_covering_every_kind_and_dataset():
     assert {c.shortcut.kind for c in DESIGN} == set(KINDS)
     assert {c.data for c in DESIGN} == {"b8", "b77", "c15"}
     assert {c.shortcut.position for c in DESIGN} >= {"random", "start", "end"}
-    assert {c.shortcut.strength for c in DESIGN} >= {1.0, 0.9, 0.7} and {c.shortcut.rest for c in DESIGN} == {"clean", "other"}
+    assert {c.shortcut.strength for c in DESIGN} >= {1.0, 0.8, 0.7} and {c.shortcut.rest for c in DESIGN} == {"clean", "other"}
     for data in ("b8", "b77", "c15"):  # every dataset has its no-shortcut reference
         assert any(c.data == data and c.shortcut.kind == "none" for c in DESIGN)
     order = SuiteConfig().selected_cases()
@@ -62,6 +63,11 @@ def test_case_configs_add_the_oracle_with_gold_positions_except_without_artefact
         case_benchmark_config(SuiteConfig(benchmark={"shortcut": {}}), by["b8-none"])
     with pytest.raises(ConfigError, match="unknown suite case"):
         SuiteConfig(cases=["b8-nonce"]).selected_cases()
+    # 0.9 of 5 texts plants all 5: the same data as 1.0, refused; at k = 10 it plants 9.
+    noisy = SuiteCase("b8-frequent-90", "b8", {"kind": "frequent", "strength": 0.9, "rest": "other"})
+    with pytest.raises(ConfigError, match="plants all 5"):
+        case_benchmark_config(SuiteConfig(benchmark={"k_shot": 5}), noisy)
+    assert case_benchmark_config(SuiteConfig(benchmark={"k_shot": 10}), noisy).shortcut.strength == 0.9
 
 
 @pytest.mark.parametrize("name", ["suite.yaml", "suite_smoke.yaml"])
@@ -141,7 +147,9 @@ def test_records_are_reused_and_tables_assembled_from_them(tmp_path):
     (tmp_path / "records" / "b8-word.json").write_text(json.dumps(record))
     assert run_case(cfg, case) == record  # current: returned without running anything
     out = assemble(cfg)
-    assert out["partial"] and out["missing"] == ["b8-none"]
+    # Every case of the design is in the tables, not only the two selected: the others are missing.
+    assert out["partial"] and set(out["missing"]) == {c.name for c in DESIGN} - {"b8-word"}
+    assert list(out["cases"]) == ["b8-word"]
     md = (tmp_path / "suite.md").read_text()
     assert "| b8-word | cap_gr3 | 79.0 | – | 60.0 | – | 40.0 | 20.0 | 50.0 |" in md  # no labels: no paired interval
     assert "| b8-word | 40.0 | 10.0 | 4.0 |" in md
