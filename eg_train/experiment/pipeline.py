@@ -697,7 +697,8 @@ def claim_outputs(cfg: PipelineConfig) -> str:
     """Save the configuration as ``pipeline[-<name>].yaml`` and return the tag of this config's outputs.
 
     A different configuration already saved under the same tag owns that report and summary: refuse
-    rather than overwrite them (a rerun of the same configuration resumes; ``workers`` may differ).
+    rather than overwrite them (a rerun of the same configuration resumes; ``workers`` and
+    ``keep_checkpoints`` may differ).
     """
     import yaml
 
@@ -707,7 +708,7 @@ def claim_outputs(cfg: PipelineConfig) -> str:
     with locked(RunLayout.lock_file(path), what=str(path), timeout=-1):
         if path.is_file():
             theirs = yaml.safe_load(path.read_text()) or {}
-            where = ("workers", "scheduler_address")  # how it runs, not what it computes
+            where = ("workers", "scheduler_address", *RESULT_NEUTRAL_FIELDS)  # how it runs, not what it computes
             differs = sorted(k for k in set(mine) | set(theirs) if k not in where and mine.get(k) != theirs.get(k))
             if differs:
                 raise FileExistsError(

@@ -315,6 +315,7 @@ def test_a_second_config_never_overwrites_the_first_ones_outputs(pipeline_config
     pipeline_config.results = None
     assert claim_outputs(pipeline_config) == ""
     assert claim_outputs(replace(pipeline_config, workers=1)) == ""  # the same config resumes
+    assert claim_outputs(replace(pipeline_config, keep_checkpoints=True)) == ""  # keeping checkpoints changes no output
     other = replace(pipeline_config, seeds=[0])
     with pytest.raises(FileExistsError, match="differs in: seeds"):
         claim_outputs(other)
