@@ -16,9 +16,12 @@ of medians (``fp32 / bf16``). ``uptime`` is recorded before and after.
   the training-time IG under bf16 against captum IG-50 in fp32 (mean per-example Spearman).
 - ``attacks``: DeepWordBug and TextFooler (victim and sentence encoder) against a CE MiniLM
   victim (trained here on Banking77 5-shot if ``--victim`` is absent), success rates per precision.
-- ``--e2e``: the demo pipeline (``configs/pipeline_demo.yaml`` unless ``--e2e-config``) once with
-  ``precision: fp32`` and once with ``precision: bf16`` into separate out_dirs: accuracy per
-  variant and seed, and the total time. Not part of ``--quick``.
+- ``matmul``: one matrix product of each model's shapes in fp32 and bf16, the ceiling of the stages'
+  gains on this CPU (the rest of a stage's work is not made faster by bf16).
+- ``--e2e``: the demo pipeline (``configs/pipeline_demo.yaml`` unless ``--e2e-config``, seeds
+  ``--e2e-seeds``, default 0 1 2) once with ``precision: fp32`` and once with ``precision: bf16`` into
+  ``outputs/bench_precision_e2e/``: accuracy per variant and seed, bf16 − fp32 paired by seed with a 95 %
+  t interval, and the total times. Not part of ``--quick``.
 
 Writes ``FILE.json`` (``stages: {priors_cap | priors_lime: {speedup, spearman_median,
 top3_agreement, max_abs_logp_diff}, train_ce: {speedup}, train_aligned: {speedup,
@@ -275,21 +278,61 @@ def bench_attacks(victim_dir: Path, n: int, seed: int, recipes: list[str]) -> di
     }
 
 
+# ------------------------------------------------------------------------------ matrix products
+MATMUL_SHAPES = {  # (rows, inner, cols): the models' own products
+    "minilm_ffn": (512, 384, 1536),  # MiniLM-L6 feed-forward, 32 texts x 16 tokens
+    "gemma_ffn": (512, 640, 2048),  # Gemma 3 270M feed-forward
+    "gemma_vocab": (64, 640, 262144 // 8),  # an eighth of Gemma's vocabulary projection, label positions only
+}
+
+
+def bench_matmul(repeats: int = 7, calls: int = 10) -> dict:
+    """The ceiling of every stage's bf16 gain: one matrix product per model shape, fp32 against bf16
+    (interleaved, medians). A stage also does work that bf16 does not speed up (element-wise ops,
+    conversions, the optimiser, Python), so its speedup stays under this one."""
+    out = {}
+    gen = torch.Generator().manual_seed(0)
+    for name, (m, k, n) in MATMUL_SHAPES.items():
+        a, b = torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen)
+        pairs = {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}
+        times: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+        for i in range(repeats):
+            for p in _order(i):
+                x, y = pairs[p]
+                x @ y  # warm-up: oneDNN picks its kernel on the first call
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    x @ y
+                times[p].append((time.perf_counter() - t0) / calls)
+        st = _speedup(times)
+        flops = 2.0 * m * k * n
+        st.update(gflops_fp32=flops / st["median_s_fp32"] / 1e9, gflops_bf16=flops / st["median_s_bf16"] / 1e9, shape=[m, k, n])
+        out[name] = st
+    return {"matmul": {**_speedup({p: [sum(out[s][f"median_s_{p}"] for s in out)] for p in PRECISIONS}), "shapes": out}}
+
+
 # -------------------------------------------------------------------------------- end to end
-def bench_e2e(config: str, out_root: Path) -> dict:
-    """The demo pipeline in fp32 and in bf16 (fresh out_dirs): accuracies per variant and seed, total time."""
+def bench_e2e(config: str, out_root: Path, seeds: list[int]) -> dict:
+    """The demo pipeline in fp32 and then in bf16 (fresh out_dirs, ``seeds``): accuracy per variant and
+    seed, bf16 − fp32 paired by seed with a t interval, total time (run one after the other, so the
+    time ratio carries the machine's load changes: ``uptime`` is kept beside each)."""
+    from eg_train.evaluation.statistics import paired_t
     from eg_train.experiment.pipeline import parse_config, run_pipeline
 
-    res = {}
+    res: dict = {"config": config, "seeds": seeds}
     for p in PRECISIONS:
+        results = out_root / f"e2e_{p}" / "results"
         cfg = parse_config(["--config", config, "--precision", p, "--out_dir", str(out_root / f"e2e_{p}"),
-                            "--results", str(out_root / f"e2e_{p}" / "results")])
+                            "--results", str(results), "--seeds", json.dumps(seeds)])
+        up = _uptime()
         t0 = time.perf_counter()
         run_pipeline(cfg)
-        accs = {}
-        for m in sorted(Path(cfg.out_dir, "eval").glob("*/metrics.json")):
-            accs[m.parent.name] = json.loads(m.read_text())["clean"]["accuracy"]
-        res[p] = {"total_s": time.perf_counter() - t0, "accuracy": accs}
+        methods = json.loads(results.with_suffix(".json").read_text())["methods"]
+        res[p] = {"total_s": time.perf_counter() - t0, "uptime_before": up, "uptime_after": _uptime(),
+                  "accuracy": {v: m["metrics"]["accuracy"]["values"] for v, m in methods.items()}}
+    res["paired_bf16_minus_fp32"] = {v: paired_t(res["bf16"]["accuracy"][v], acc)
+                                     for v, acc in res["fp32"]["accuracy"].items()}
+    res["speedup"] = res["fp32"]["total_s"] / res["bf16"]["total_s"]
     return res
 
 
@@ -306,6 +349,9 @@ def markdown(r: dict) -> str:
                    f"(fp32 IG: {st['ig_spearman_vs_captum_fp32']:.3f})")
         elif name == "attacks":
             fid = f"success {st['success_rate_fp32']:.1f} % fp32, {st['success_rate_bf16']:.1f} % bf16"
+        elif name == "matmul":
+            fid = "ceiling (no fidelity question): " + ", ".join(
+                f"{k} {v['gflops_fp32']:.0f} → {v['gflops_bf16']:.0f} GFLOP/s ({v['speedup']:.2f}x)" for k, v in st["shapes"].items())
         else:
             fid = ""
         lines.append(f"| {name} | {st['median_s_fp32']:.3f} | {st['median_s_bf16']:.3f} | {st['speedup']:.2f}x | {fid} |")
@@ -313,8 +359,16 @@ def markdown(r: dict) -> str:
               f"{r['torch_threads']} thread(s); quick: {r['quick']}; load before: `{r['uptime_before']}`, after: "
               f"`{r['uptime_after']}` (a shared machine: the two precisions interleaved, medians)."]
     if r.get("e2e"):
-        lines += ["", "End to end (demo pipeline):", "", "| precision | total s | accuracies |", "|---|---|---|"]
-        lines += [f"| {p} | {v['total_s']:.0f} | {v['accuracy']} |" for p, v in r["e2e"].items()]
+        e = r["e2e"]
+        lines += ["", f"End to end (`{Path(e['config']).name}`, seeds {e['seeds']}, fp32 then bf16): total "
+                  f"{e['fp32']['total_s']:.0f} s against {e['bf16']['total_s']:.0f} s ({e['speedup']:.2f}x; load "
+                  f"`{e['fp32']['uptime_before']}` / `{e['bf16']['uptime_before']}` at the starts).", "",
+                  "| variant | fp32 accuracy per seed | bf16 accuracy per seed | bf16 − fp32, mean [95 % t interval] |",
+                  "|---|---|---|---|"]
+        for v, d in e["paired_bf16_minus_fp32"].items():
+            ci = "n/a" if d["ci95"] is None else f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+            per = lambda p: ", ".join(f"{100 * a:.1f}" for a in e[p]["accuracy"][v])  # noqa: E731
+            lines.append(f"| {v} | {per('fp32')} | {per('bf16')} | {100 * d['mean']:+.1f} {ci} |")
     else:
         lines += ["", "End-to-end demo pair: not run (pass --e2e)."]
     return "\n".join(lines) + "\n"
@@ -332,9 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm", default=None, help="the prior LLM (default: PriorsConfig's)")
     ap.add_argument("--n-samples", type=int, default=None, help="perturbations per prior example (default 32 quick, the stage's 100 full)")
     ap.add_argument("--victim", type=Path, default=REPO / "runs" / "bench_precision_ce" / "model")
-    ap.add_argument("--stages", nargs="+", default=["priors", "train", "attacks"])
+    ap.add_argument("--stages", nargs="*", default=["matmul", "priors", "train", "attacks"],
+                    choices=["matmul", "priors", "train", "attacks"], help="none with --e2e: the end-to-end pair alone")
     ap.add_argument("--e2e", action="store_true", help="also run the demo pipeline in fp32 and bf16 (long)")
     ap.add_argument("--e2e-config", default=str(REPO / "configs" / "pipeline_demo.yaml"))
+    ap.add_argument("--e2e-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -345,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                     "torch_threads": args.threads, "machine": platform.processor() or platform.machine(), "quick": q,
                     "stages": {}}
     t0 = time.perf_counter()
+    if "matmul" in args.stages:
+        result["stages"].update(bench_matmul())
     if "priors" in args.stages:
         result["stages"].update(bench_priors(args.prior_examples or (2 if q else 12), args.seed, args.llm,
                                              args.n_samples or (32 if q else None)))
@@ -354,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         victim = ensure_victim(args.victim, args.seed)
         result["stages"]["attacks"] = bench_attacks(victim, args.attack_texts or (8 if q else 40), args.seed, args.recipes)
     if args.e2e:
-        result["e2e"] = bench_e2e(args.e2e_config, Path(args.out).parent / "bench_precision_e2e")
+        result["e2e"] = bench_e2e(args.e2e_config, REPO / "outputs" / "bench_precision_e2e", args.e2e_seeds)
     result["wall_s"] = time.perf_counter() - t0
     result["uptime_after"] = _uptime()
     out = Path(args.out)

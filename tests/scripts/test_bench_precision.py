@@ -31,3 +31,21 @@ def test_interleaving_alternates_the_order():
     assert bench_precision._order(0) == ("fp32", "bf16") and bench_precision._order(1) == ("bf16", "fp32")
     s = bench_precision._speedup({"fp32": [2.0, 4.0, 3.0], "bf16": [1.0, 1.5, 2.0]})
     assert s["speedup"] == 3.0 / 1.5 and s["n_timed"] == 3
+
+
+def test_matmul_ceiling_and_e2e_pair_are_reported():
+    st = bench_precision.bench_matmul(repeats=1, calls=1)["matmul"]
+    assert set(st["shapes"]) == set(bench_precision.MATMUL_SHAPES)
+    for name, row in st["shapes"].items():
+        m, k, n = bench_precision.MATMUL_SHAPES[name]
+        assert row["gflops_fp32"] == 2.0 * m * k * n / row["median_s_fp32"] / 1e9 and row["speedup"] > 0
+    from eg_train.evaluation.statistics import paired_t
+
+    e2e = {"config": "configs/pipeline_demo.yaml", "seeds": [0, 1], "speedup": 1.5,
+           "fp32": {"total_s": 300.0, "uptime_before": "load 1", "accuracy": {"ce": [0.80, 0.70]}},
+           "bf16": {"total_s": 200.0, "uptime_before": "load 2", "accuracy": {"ce": [0.81, 0.69]}}}
+    e2e["paired_bf16_minus_fp32"] = {"ce": paired_t([0.81, 0.69], [0.80, 0.70])}
+    md = bench_precision.markdown({"stages": {"matmul": st}, "cpu_bf16_flags": [], "torch": "x", "torch_threads": 1,
+                                   "quick": True, "uptime_before": "", "uptime_after": "", "e2e": e2e})
+    assert "| matmul |" in md and "minilm_ffn" in md
+    assert "| ce | 80.0, 70.0 | 81.0, 69.0 | +0.0 [" in md and "300 s against 200 s (1.50x" in md
