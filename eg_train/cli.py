@@ -2,14 +2,14 @@
 
     eg-train fit|validate|test --config configs/demo.yaml [--key value ...]   (LightningCLI)
     eg-train fit --config F [--recipe rule|fixed]   (with a prior: the recipe rule, docs/recipe.md)
-    eg-train pipeline [--config configs/showcase.yaml]                            (the demo: clean vs planted shortcut)
+    eg-train demo [--config configs/showcase.yaml]                                (the demo: clean vs planted shortcut)
     eg-train pipeline --config configs/pipeline_demo.yaml                      (priors -> training -> evaluation)
     eg-train shortcut [--config configs/shortcut_banking77_5shot.yaml]        (the shortcut robustness benchmark)
     eg-train suite --config configs/suite.yaml                                 (the shortcut suite)
 
 A thin shell: the Lightning subcommands go to :mod:`eg_train.training.cli`, the others to their
 module in :mod:`eg_train.experiment` (``showcase``, ``pipeline``, ``shortcut``, ``suite``), each
-imported only when used. ``fit`` with a prior (``data.prior``) trains by the recipe rule
+imported only when used (``demo`` is ``showcase``). ``fit`` with a prior (``data.prior``) trains by the recipe rule
 (:func:`eg_train.experiment.fit_rule.fit_with_rule`: CE, the shortcut audit, the candidates, the
 choice on validation) unless ``--recipe fixed`` (or ``--ckpt_path``, which resumes one run) asks for
 the config as written.
@@ -135,7 +135,7 @@ def _dispatch(argv: list[str], from_command_line: bool) -> int:
         suite_main(argv[1:])
         return 0
     print(
-        "usage: eg-train pipeline [--config configs/showcase.yaml]  (the demo: CE vs the recipe, clean and with a planted shortcut)\n"
+        "usage: eg-train demo [--config configs/showcase.yaml]  (the demo: CE vs the recipe, clean and with a planted shortcut)\n"
         "       eg-train pipeline [--config configs/pipeline_demo.yaml]  (priors -> training -> evaluation)\n"
         "       eg-train shortcut [--config configs/shortcut_banking77_5shot.yaml]  (the shortcut robustness benchmark)\n"
         "       eg-train suite --config configs/suite.yaml  (the shortcut suite, docs/shortcut_suite.md)\n"
