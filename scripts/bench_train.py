@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{medians[before] / medians[before_ce]:.2f}x over the CE step before them (the exact means make the aligned step "
         f"{medians[before] / medians[default_align]:.2f}x and the CE step {medians[before_ce] / medians[ce_of[_default_length_buckets()]]:.2f}x faster).",
         "",
-        *([f"Approximations, cosine of their alignment gradient (all weights, one training batch) with the exact one "
+        *(["Approximations, cosine of their alignment gradient (all weights, one training batch) with the exact one "
            "(`align_fraction`: mean of 3 row draws), initial model / after the timed steps: "
            + ", ".join(f"{k}: {v:.3f} / {grad_cos_trained[k]:.3f}" for k, v in grad_cos_initial.items()), ""]
           if grad_cos_initial else []),

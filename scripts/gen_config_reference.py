@@ -52,10 +52,10 @@ class Entry:
 
 # Order: the pipeline a user writes first, then what it nests, then the per-stage tools' configs.
 ENTRIES: tuple[Entry, ...] = (
-    Entry("eg_train.experiment.pipeline", "PipelineConfig",
+    Entry("eg_train.experiment.pipeline_config", "PipelineConfig",
           "The top level of a pipeline config: `eg-train pipeline --config F`, `scripts/run_experiment.py --config F`, "
           "`run_pipeline(PipelineConfig)`."),
-    Entry("eg_train.experiment.pipeline", "TrainedVariant", "Each entry of a pipeline config's `variants:` list."),
+    Entry("eg_train.experiment.variant", "TrainedVariant", "Each entry of a pipeline config's `variants:` list."),
     Entry("eg_train.experiment.showcase", "ShowcaseConfig",
           "The demo: `eg-train demo [--config configs/showcase.yaml]`, `run_showcase(ShowcaseConfig)`."),
     Entry("eg_train.experiment.showcase", "ShowcaseCase", "Each entry of the demo config's `cases:` list."),

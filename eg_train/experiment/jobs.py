@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from eg_train.experiment.cluster import (GPU, WorkerSlot, call_job, check_resources, host_shares, local_cluster,
                                          local_worker_specs, visible_gpus, worker_slots)

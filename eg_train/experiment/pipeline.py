@@ -19,131 +19,47 @@ The config is checked before anything runs (:func:`check_config`) and saved as
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.experiment.layout import RunId, RunLayout, check_key, short_key, write_key
-from eg_train.experiment.variant import TrainedVariant
+from eg_train.experiment.pipeline_config import (  # noqa: F401 - PipelineConfig, parse_config: re-exported
+    RESULT_NEUTRAL_FIELDS,
+    PipelineConfig,
+    ce_variant,
+    expand_rules,
+    ig_prior_run_seed,
+    is_baseline,
+    layout,
+    merge_options,
+    parse_config,
+    sample_spec,
+)
+from eg_train.experiment.prior_jobs import heatmaps_job, prior_config, prior_job, prior_quality_job
 from eg_train.experiment.rule import (
     RULE_AUDIT_JOB,
     RULE_VERSION,
     RuleSettings,
-    expand,
     is_rule,
     rule_audit_file,
     rule_audit_job,
     rule_audit_key,
     uses_audit_positions,
 )
-from eg_train.foundation.data.fewshot import SampleSpec
+from eg_train.experiment.variant import TrainedVariant  # noqa: F401 - re-exported
 from eg_train.foundation.data.source import DataSpec
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.fingerprint import split_fingerprint
 from eg_train.foundation.io import atomic_write_json, atomic_write_text, locked, update_json
 
 log = logging.getLogger("eg_train.experiment.pipeline")
-
-
-@dataclass
-class PipelineConfig:
-    """What the main job runs. Defaults: the embedded models, Banking77 5-shot (all intents).
-
-    Attributes:
-        out_dir: where every output goes (prior cache, runs, attacks, evaluations, report, summary).
-        k_shot: training texts per class, drawn once and shared by the priors and every seed.
-        train_config: the training config (a LightningCLI YAML) every variant starts from.
-        seeds: the training seeds; every variant runs each unless it lists its own ``seeds``.
-        llm: the frozen LLM of the LIME and CAP priors: an embedded alias, a local folder or a hub id.
-        slm: the small model trained: an embedded alias, a local folder or a hub id.
-        n_samples: perturbations per example of the LIME and CAP priors.
-        ridge_lambda: ridge strength of the LIME / CAP regression.
-        variants: the models trained and compared; the variant without priors is the CE baseline.
-        test_subset: a seeded subset of the test split to evaluate on (None: all of it).
-        attack_seed: seed of the keyword attacks.
-        eval_ig_steps: IG steps of the word ranking behind comprehensiveness and sufficiency.
-    """
-
-    out_dir: str = "outputs/demo"
-    # No preset by default: a config's ``data`` merges into this, and a preset left here would
-    # override a custom file's columns. An empty spec means Banking77 (set in run_pipeline).
-    data: DataSpec = field(default_factory=DataSpec)
-    k_shot: int = 5
-    train_config: str = "configs/demo.yaml"
-    # Training options merged over ``train_config`` for every variant, in the training config's own
-    # layout: ``{trainer: {max_epochs: 8}, data: {batch_size: 8}, model: {lr: 3.0e-4}}``.
-    train: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    llm: str = "gemma3-270m"  # the prior stage's default (priors.config.PriorsConfig)
-    slm: str = "all-minilm-l6-v2"
-    n_samples: int = 64
-    ridge_lambda: float = 1.0
-    # Prior-stage options over PriorsConfig's defaults, by field name: e.g.
-    # {demonstrations_per_class: 0, contrast: top_m, contrast_m: 4, calibrate: true}.
-    priors: dict[str, Any] = field(default_factory=dict)
-    variants: list[TrainedVariant] = field(
-        default_factory=lambda: [TrainedVariant("ce"), TrainedVariant("eg", ["lime", "cap", "ig"])]
-    )
-    sample_seed: int = 0  # the k-shot sample, shared by all seeds (and by the priors)
-    prior_seed: int = 0  # LIME / CAP perturbation sampling
-    ig_prior_seed: int = 0  # the CE run whose IG gives the IG prior (must be one of ``seeds``)
-    test_subset: int | None = 300
-    attack_seed: int = 0
-    faithfulness_examples: int = 100  # comprehensiveness / sufficiency on a seeded test subset
-    eval_ig_steps: int = 20
-    workers: int = 1  # trainings / prior methods run at once, each in its own process (cpus // workers threads)
-    device: str = "cpu"  # where every stage runs its models: cpu | cuda | cuda:N
-    # Run the job graph on this existing Dask cluster (e.g. tcp://host:8786, started by dask-jobqueue)
-    # instead of a local one; its workers must share this out_dir's filesystem (docs/distributed.md).
-    scheduler_address: str | None = None
-    # Every stage's precision (docs/precision.md): fp32 | bf16 (priors' LLM in bf16, training
-    # bf16-mixed, evaluation / attacks under bf16 autocast) | auto (bf16 where the hardware has it)
-    precision: str = "fp32"
-    results: str | None = None  # write <results>.json and <results>.md (mean ± std per method, times)
-    # Model-aware recipes (eg_train.evaluation.attacks.recipes: deepwordbug, pwws, textfooler): each
-    # model is attacked itself (adaptive), and evaluated on the texts made against the CE model of
-    # ig_prior_seed (transfer). Empty: keyword attacks only.
-    model_attacks: list[str] = field(default_factory=list)
-    # Several configs may share an out_dir (its runs, prior cache and attacks are reused): each
-    # needs a name of its own, which tags its report, summary and saved config.
-    name: str | None = None
-    # Prior quality (``eg-priors quality``: LLM competence, deletion AOPC against random orders,
-    # keyword precision@3 against the rest of the training split) on this many examples of the
-    # sample, stored in the prior cache and shown in the results; 0: not measured, -1: all.
-    prior_quality_examples: int = 0
-    # The shortcut audit (eg_train/experiment/audit_jobs.py, docs/audit.md): audit the CE model of every
-    # seed (audit_models: all, every trained model) into <out_dir>/audit/<variant>-seed<k>-<key>/audit.json.
-    audit: bool = False
-    audit_models: str = "ce"
-    audit_priors: list[str] | None = None  # default: every LLM prior a variant uses (fused, mean)
-    audit_reserve_per_class: int = 2  # held-out texts per class when the data has no validation split
-    audit_params: dict[str, Any] = field(default_factory=dict)  # AuditConfig fields
-    # The recipe rule's settings over eg_train.experiment.rule.RuleSettings (penalty_weights, ...).
-    rule: dict[str, Any] = field(default_factory=dict)
-    # Evaluate (test set, attacks) a rule variant's candidates too, not only the chosen model.
-    evaluate_candidates: bool = True
-    # Keep each finished run's Lightning checkpoints (best.ckpt + last.ckpt, each about twice the
-    # model's size). The pipeline reads a finished run through its model/ folder and resumes an
-    # interrupted one from last.ckpt, so by default a run's checkpoints go once its model is exported.
-    keep_checkpoints: bool = False
-
-    def __post_init__(self) -> None:
-        expand_rules(self)
-
-
-def expand_rules(cfg: PipelineConfig) -> PipelineConfig:
-    """Add every rule variant's candidates to ``cfg.variants`` (idempotent; also after the variants
-    were replaced)."""
-    if all(isinstance(v, TrainedVariant) for v in cfg.variants):
-        cfg.variants = expand(cfg.variants, RuleSettings.from_mapping(cfg.rule))
-    return cfg
 
 
 class _Timings(dict):
@@ -160,40 +76,6 @@ class _Timings(dict):
     def record(self, key: str, seconds: float) -> None:
         self.clear()
         self.update(update_json(self.path, lambda d: d.__setitem__(key, round(seconds, 1))))
-
-
-def layout(cfg: PipelineConfig) -> RunLayout:
-    """The paths of ``cfg.out_dir``."""
-    return RunLayout(Path(cfg.out_dir))
-
-
-def sample_spec(cfg: PipelineConfig) -> SampleSpec:
-    """The one training sample of the experiment: the priors are computed on it and every variant trains on it."""
-    return SampleSpec(data=cfg.data, k_shot=cfg.k_shot, seed=cfg.sample_seed)
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, recursively (mappings merge, other values replace)."""
-    out = copy.deepcopy(base)
-    for k, v in (extra or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def is_baseline(variant: TrainedVariant) -> bool:
-    """A variant without priors and without a targeted penalty: the CE baseline."""
-    from eg_train.experiment.rule import penalty_weight
-
-    return not variant.priors and penalty_weight(variant) == 0
-
-
-def ce_variant(cfg: PipelineConfig) -> TrainedVariant:
-    """The CE baseline: the config's variant without priors or penalty, else ``ce`` (always trained)."""
-    return next((v for v in cfg.variants if is_baseline(v)), TrainedVariant("ce"))
-
-
-def _ig_seed(cfg: PipelineConfig) -> int:
-    return cfg.ig_prior_seed if cfg.ig_prior_seed in cfg.seeds else cfg.seeds[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +152,7 @@ def _read_fingerprints(data: DataSpec) -> dict[str, str | None]:
 def _prior_key(cfg: PipelineConfig, method: str, ce_model: Path | None) -> dict:
     """What a prior depends on: its resolved prior-stage setting (the IG prior's CE model included)."""
     return {"method": method,
-            "config": _prior_setting(asdict(_prior_config(cfg, [method], ce_model if method == "ig" else None)))}
+            "config": _prior_setting(asdict(prior_config(cfg, [method], ce_model if method == "ig" else None)))}
 
 
 def _prior_setting(priors_config: dict) -> dict:
@@ -316,7 +198,7 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
     lay = layout(cfg)
     fps = fingerprints if fingerprints is not None else data_fingerprints(cfg.data)
     ce = ce_variant(cfg)
-    src = _ig_seed(cfg)
+    src = ig_prior_run_seed(cfg)
     train_data = {"train": fps["train"], "validation": fps.get("validation")}
     attacks_key = {"train": fps["train"], "test": fps["test"], "subset": cfg.test_subset,
                    "subset_seed": cfg.attack_seed, "params": _jsonable(asdict(AttackConfig()))}
@@ -394,9 +276,6 @@ def plan(cfg: PipelineConfig, fingerprints: dict[str, str | None] | None = None)
 # Training options added after runs were keyed: left out of a model's key while unset (None), so a new
 # option does not retrain every existing run.
 KEY_NEUTRAL_OPTIONS = (("data", "penalty_positions"), ("model", "align_top_layers"))
-# PipelineConfig fields that change no figure, added after suite cases were keyed: left out of a
-# case's key (eg_train.experiment.suite.case_key), so adding one does not recompute every record.
-RESULT_NEUTRAL_FIELDS = ("keep_checkpoints",)
 
 
 def rule_audit_methods(cfg: PipelineConfig) -> list[str]:
@@ -472,7 +351,7 @@ def train_config(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_
     path = Path(cfg.train_config)
     if not path.is_file():
         raise ConfigError(f"train_config {path} not found")
-    mapping = _merge(_merge(load_yaml(path.read_text(encoding="utf-8")) or {}, cfg.train), variant.train)
+    mapping = merge_options(merge_options(load_yaml(path.read_text(encoding="utf-8")) or {}, cfg.train), variant.train)
     tc = TrainConfig.from_mapping(mapping)
     tc.run_dir = str(run_dir)
     tc.seed = seed
@@ -519,107 +398,6 @@ def _fit(cfg: PipelineConfig, variant: TrainedVariant, seed: int, cache_dir: Pat
         log.info("%s seed %d: resuming the interrupted run from %s", variant.name, seed, last)
         tc.ckpt_path, tc.overwrite = str(last), False
     fit(tc)
-
-
-# ---------------------------------------------------------------------------------------------
-# Priors.
-
-
-def _prior_config(cfg: PipelineConfig, methods: list[str], ce_model: Path | None = None):
-    from priors.config import PriorsConfig
-
-    sample = sample_spec(cfg)  # the same sample the training data module draws
-    pcfg = PriorsConfig(
-        data=sample.data,
-        split=sample.split,
-        k_shot=sample.k_shot,
-        sample_seed=sample.seed,
-        methods=methods,
-        device=cfg.device,
-        dtype=cfg.precision,
-        llm=cfg.llm,
-        n_samples=cfg.n_samples,
-        ridge_lambda=cfg.ridge_lambda,
-        seed=cfg.prior_seed,
-        slm_checkpoint=str(ce_model) if ce_model else None,
-        cache_dir=str(layout(cfg).prior_cache),
-    )
-    return prior_overrides(pcfg, cfg.priors)
-
-
-# Set by the pipeline itself; a ``priors`` mapping may not override them.
-_PIPELINE_OWNED = ("data", "split", "k_shot", "sample_seed", "methods", "device", "dtype", "llm", "n_samples", "ridge_lambda",
-                   "seed", "slm_checkpoint", "cache_dir")
-
-
-def prior_overrides(pcfg, overrides: dict[str, Any]):
-    """``pcfg`` with the pipeline config's ``priors`` options applied (unknown or pipeline-owned
-    names are an error that lists the allowed ones)."""
-    from priors.config import PriorsConfig
-
-    allowed = sorted(f.name for f in fields(PriorsConfig) if f.name not in _PIPELINE_OWNED)
-    bad = sorted(k for k in (overrides or {}) if k not in allowed)
-    if bad:
-        raise ConfigError(f"priors: {', '.join(bad)} cannot be set here (the pipeline sets data, llm, n_samples, ...); "
-                          f"allowed: {', '.join(allowed)}")
-    values = dict(overrides or {})
-    if isinstance(values.get("focus"), dict):
-        from priors.focus import FocusConfig
-
-        values["focus"] = FocusConfig(**values["focus"])
-    return replace(pcfg, **values)
-
-
-def _priors(cfg: PipelineConfig, method: str, ce_model: Path | None = None) -> tuple[dict[str, float], None]:
-    """Compute (or resume) one prior method into the shared cache; returns ``({key: seconds}, None)``.
-
-    Under a lock per method: a second pipeline on the same out_dir waits, then finds the
-    examples cached (the cache skips them) instead of computing them twice."""
-    from priors.api import compute
-
-    lay = layout(cfg)
-    t = time.perf_counter()
-    computed = 0
-    with locked(lay.prior_cache / f"{method}.lock", what=f"the {method} prior", timeout=-1):
-        for summary in compute(_prior_config(cfg, [method], ce_model)):
-            log.info("priors: %s", summary)
-            computed += summary["computed"]
-    return ({RunLayout.timing_key("priors", what=method): time.perf_counter() - t} if computed else {}), None
-
-
-def _prior_quality(cfg: PipelineConfig, methods: list[str], ce_model: Path) -> tuple[dict[str, float], None]:
-    """Measure the quality of the cached priors once (skipped when the cache already holds it)."""
-    from priors.api import quality
-    from priors.cache import PriorCache
-    from priors.quality import stored_quality
-
-    pcfg = _prior_config(cfg, methods, ce_model)
-    with locked(layout(cfg).prior_cache / "quality.lock", what="the prior quality", timeout=-1):
-        cache = PriorCache(pcfg.cache_dir)
-        stored = stored_quality(cache)
-        n = None if cfg.prior_quality_examples < 0 else cfg.prior_quality_examples
-        docs = [stored.get(f"{m}-{h}") for m in methods for h in cache.config_hashes(m)]
-        if docs and all(d is not None and d.get("settings", {}).get("max_examples") == n for d in docs):
-            return {}, None  # measured by an earlier run on the same examples
-        t = time.perf_counter()
-        result = quality(pcfg, max_examples=n)
-    for key, q in result["methods"].items():
-        log.info("prior quality %s: %s", key, {k: q.get(k) for k in ("llm_accuracy", "keyword_precision_at_3",
-                                                                    "deletion_aopc_ratio_vs_random") if k in q})
-    return {RunLayout.timing_key("prior_quality"): time.perf_counter() - t}, None
-
-
-def _heatmaps(cfg: PipelineConfig, methods: list[str], target: str) -> tuple[dict[str, float], None]:
-    """``out_dir/priors-<key>.html`` (the key: the priors' settings), once the priors are complete."""
-    from priors.api import heatmap_report
-
-    path = Path(target)
-    with locked(RunLayout.lock_file(path), what=str(path), timeout=-1):
-        if path.is_file():
-            return {}, None
-        t = time.perf_counter()
-        heatmap_report(_prior_config(cfg, methods), str(path))
-    return {RunLayout.timing_key("heatmaps"): time.perf_counter() - t}, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -754,15 +532,15 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
     p = the_plan or plan(cfg)
     ce = ce_variant(cfg)
     needed = sorted({m for v in cfg.variants for m in v.priors})
-    src = _ig_seed(cfg)
+    src = ig_prior_run_seed(cfg)
     seeds = sorted(cfg.seeds, key=lambda s: s != src)
     prior_key = {m: prior_job_key(m) for m in needed}
     ce_src = p.model(ce, src)
     ce_model = str(Path(ce_src.run_dir) / "model")
-    jobs = [Job(prior_key[m], _priors, (cfg, m)) for m in needed if m != "ig"]
+    jobs = [Job(prior_key[m], prior_job, (cfg, m)) for m in needed if m != "ig"]
     jobs.append(Job(_key("train", ce, src), _train_job, (cfg, ce, src, ce_src)))
     if "ig" in needed:
-        jobs.append(Job(prior_key["ig"], _priors, (cfg, "ig", Path(ce_model)), (_key("train", ce, src),)))
+        jobs.append(Job(prior_key["ig"], prior_job, (cfg, "ig", Path(ce_model)), (_key("train", ce, src),)))
     jobs.append(Job(ATTACKS_JOB, _attacks, (cfg, p.attacks_dir, p.attacks_key)))
     ce_eval = _key("eval", ce, src)
     jobs.append(Job(ce_eval, _eval_job, (cfg, ce, src, ce_src, p.attacks_dir), (_key("train", ce, src), ATTACKS_JOB)))
@@ -771,10 +549,10 @@ def pipeline_jobs(cfg: PipelineConfig, model_jobs: ModelJobs | None = None, the_
         all_priors = tuple(prior_key.values())
         quality = ()
         if cfg.prior_quality_examples:  # before the heatmaps, whose report shows it
-            jobs.append(Job("prior_quality", _prior_quality, (cfg, needed, Path(ce_model)),
+            jobs.append(Job("prior_quality", prior_quality_job, (cfg, needed, Path(ce_model)),
                             all_priors + (_key("train", ce, src),)))
             quality = ("prior_quality",)
-        jobs.append(Job("heatmaps", _heatmaps, (cfg, needed, str(heatmaps_file(p, needed))), all_priors + quality))
+        jobs.append(Job("heatmaps", heatmaps_job, (cfg, needed, str(heatmaps_file(p, needed))), all_priors + quality))
     transfer = str(Path(ce_src.eval_dir) / "model_attacks") if cfg.model_attacks else None
     runs = [(v, s) for s in seeds for v in cfg.variants if _runs_seed(v, s, ce)]
     if p.rule_audit:
@@ -999,28 +777,6 @@ def run_pipeline(cfg: PipelineConfig, command: str = "eg-train pipeline", model_
         }
     atomic_write_json(lay.summary_file(tag), summary)
     return summary
-
-
-def parse_config(argv: list[str]) -> PipelineConfig:
-    """``PipelineConfig`` from ``--config FILE`` and ``--key value`` flags (jsonargparse)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    parser = ArgumentParser(prog="eg-train pipeline", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_class_arguments(PipelineConfig, None, as_group=False)
-    d = parser.instantiate_classes(parser.parse_args(argv)).as_dict()
-    d.pop("config", None)
-    return pipeline_from_dict(d)
-
-
-def pipeline_from_dict(d: dict[str, Any] | PipelineConfig) -> PipelineConfig:
-    """A ``PipelineConfig`` from its parsed mapping (nested data spec and variants as mappings or objects)."""
-    if isinstance(d, PipelineConfig):
-        return d
-    d = dict(d)
-    data = d.pop("data", None) or {}
-    variants = [v if isinstance(v, TrainedVariant) else TrainedVariant(**v) for v in d.pop("variants", [])]
-    return PipelineConfig(data=data if isinstance(data, DataSpec) else DataSpec(**data), variants=variants, **d)
 
 
 def main(argv: list[str] | None = None) -> None:

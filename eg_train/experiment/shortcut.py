@@ -38,20 +38,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from eg_train.experiment.jobs import Job, run_jobs
 from eg_train.experiment.layout import short_key
-from eg_train.experiment.pipeline import (
-    ModelJobs,
-    PipelineConfig,
-    TrainedVariant,
-    ce_variant,
-    plan,
-    pipeline_from_dict,
-    prior_job_key,
-    sample_spec,
-)
+from eg_train.experiment.pipeline import ModelJobs, plan, prior_job_key
+from eg_train.experiment.pipeline_config import PipelineConfig, ce_variant, pipeline_from_dict, sample_spec
+from eg_train.experiment.variant import TrainedVariant
 from eg_train.foundation.data.fewshot import sample_k_per_class
 from eg_train.foundation.data.shortcut import (
     ShortcutConfig,
@@ -65,6 +58,9 @@ from eg_train.foundation.data.shortcut import (
 from eg_train.foundation.data.source import DataError, DataSpec, LabelledSplit, load_split
 from eg_train.foundation.errors import ConfigError
 from eg_train.foundation.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 log = logging.getLogger("eg_train.experiment.shortcut")
 
@@ -151,7 +147,7 @@ def build_data(cfg: ShortcutBenchmarkConfig):
     return data, spec
 
 
-def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "datasets.DatasetDict":
+def counter_validation(data, per_text: int | None = None, seed: int = 0) -> "DatasetDict":
     """The validation split as clean / counter-shortcut / aligned splits (the test splits' names).
 
     Counter-shortcut: every validation text once with each other class's artefact (or with

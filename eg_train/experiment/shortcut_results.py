@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from eg_train.experiment.layout import RunId
 from eg_train.experiment.pipeline import ce_variant

@@ -146,16 +146,16 @@ def test_job_graph_waits_only_for_what_each_step_needs(pipeline_config):
 
 
 def test_priors_mapping_sets_prior_stage_options_and_refuses_pipeline_owned_ones(pipeline_config):
-    from eg_train.experiment.pipeline import _prior_config
+    from eg_train.experiment.prior_jobs import prior_config
 
     pipeline_config.priors = {"demonstrations_per_class": 2, "contrast": "top_m", "focus": {"min_words": 99}}
-    pcfg = _prior_config(pipeline_config, ["cap"])
+    pcfg = prior_config(pipeline_config, ["cap"])
     assert (pcfg.demonstrations_per_class, pcfg.contrast, pcfg.focus.min_words) == (2, "top_m", 99)
     assert pcfg.llm == "smollm2-135m-instruct" and pcfg.n_samples == 8  # the pipeline's own fields
     for bad in ({"llm": "x"}, {"no_such_option": 1}):
         pipeline_config.priors = bad
         with pytest.raises(ValueError, match="cannot be set here.*allowed: .*contrast"):
-            _prior_config(pipeline_config, ["cap"])
+            prior_config(pipeline_config, ["cap"])
     assert PipelineConfig().llm == "gemma3-270m"  # the prior stage's default LLM
 
 
@@ -335,16 +335,17 @@ def test_default_dataset_never_overrides_a_custom_file(tmp_path):
 def test_a_prior_cache_of_another_prior_setting_is_refused_up_front(pipeline_config):
     from dataclasses import asdict, replace
 
-    from eg_train.experiment.pipeline import _prior_config, check_prior_cache
+    from eg_train.experiment.pipeline import check_prior_cache
+    from eg_train.experiment.prior_jobs import prior_config
     from eg_train.foundation.errors import ConfigError
 
     configs = Path(pipeline_config.out_dir) / "prior_cache" / "configs"
     configs.mkdir(parents=True)
     # As `eg-priors compute` records it (priors.api.compute), for this config: accepted.
-    mine = asdict(_prior_config(pipeline_config, ["cap"]))
+    mine = asdict(prior_config(pipeline_config, ["cap"]))
     (configs / "cap-aaaa.json").write_text(json.dumps({"priors_config": mine}, default=str))
     check_prior_cache(plan(pipeline_config))
-    other = asdict(_prior_config(replace(pipeline_config, n_samples=99), ["cap"]))
+    other = asdict(prior_config(replace(pipeline_config, n_samples=99), ["cap"]))
     (configs / "cap-aaaa.json").write_text(json.dumps({"priors_config": other}, default=str))
     with pytest.raises(ConfigError, match="holds cap priors of another setting \\(differs in: n_samples\\)"):
         check_prior_cache(plan(pipeline_config))

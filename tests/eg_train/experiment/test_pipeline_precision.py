@@ -1,6 +1,7 @@
 """The pipeline's one ``precision`` key reaches every stage."""
 
-from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, _prior_config, train_config
+from eg_train.experiment.pipeline import PipelineConfig, TrainedVariant, train_config
+from eg_train.experiment.prior_jobs import prior_config
 from eg_train.foundation.data import DataSpec
 
 
@@ -13,10 +14,10 @@ def _cfg(tmp_path, tiny_spec, precision):
 def test_precision_reaches_training_and_priors(tmp_path, tiny_spec):
     bf16 = _cfg(tmp_path, tiny_spec, "bf16")
     assert train_config(bf16, bf16.variants[1], 0, tmp_path / "cache", tmp_path / "run").trainer.precision == "bf16-mixed"
-    assert _prior_config(bf16, ["cap"]).dtype == "bf16"
+    assert prior_config(bf16, ["cap"]).dtype == "bf16"
     fp32 = _cfg(tmp_path, tiny_spec, "fp32")
     assert train_config(fp32, fp32.variants[1], 0, tmp_path / "cache", tmp_path / "run").trainer.precision is None
-    assert _prior_config(fp32, ["cap"]).dtype == "fp32"
+    assert prior_config(fp32, ["cap"]).dtype == "fp32"
 
 
 def test_a_train_mapping_s_own_precision_wins(tmp_path, tiny_spec):
