@@ -421,8 +421,9 @@ def _small(res: dict) -> dict:
 
 def assemble(cfg: SuiteConfig) -> dict:
     """``<results>.{json,md}`` from the records on disk, for every case of the design and ``extra_cases``
-    (cases without a record are listed as missing): a run of a few ``cases`` never shrinks the tables."""
-    cases = replace(cfg, cases=None).selected_cases()
+    (cases without a record are listed as missing): a run of a few ``cases`` never shrinks the tables.
+    With ``cases: []`` (only ``extra_cases``) the tables are those cases'."""
+    cases = cfg.selected_cases() if cfg.cases == [] else replace(cfg, cases=None).selected_cases()
     found, missing = {}, []
     for case in cases:
         path = Path(cfg.records) / f"{case.name}.json"
