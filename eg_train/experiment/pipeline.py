@@ -621,7 +621,8 @@ def _link_job(choice: str, run_dirs: dict, target: str, key: dict, seed: int) ->
 
     if not _trained(Path(target), key):
         doc = json.loads(Path(choice).read_text())
-        link_model(Path(target), Path(run_dirs[doc["chosen"]][seed]), key, {"chosen": doc["chosen"], "reason": doc["reason"]})
+        link_model(Path(target), Path(run_dirs[doc["chosen"]][seed]), key,
+                   {"chosen": doc["chosen"], "reason": doc["reason"], "selection": str(choice)})
     return {}, target
 
 

@@ -26,9 +26,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from eg_train.foundation.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("eg_train.experiment.rule")
 
@@ -230,7 +233,8 @@ def confirmed_positions(audit_file: str | Path) -> int:
     return len(json.loads(Path(audit_file).read_text()).get("positions") or [])
 
 
-def _accuracy(model_dir: Path, split, device: str) -> float:
+def _correct(model_dir: Path, split, device: str) -> "np.ndarray":
+    """Whether the model predicts each text of ``split`` right (bool, in the split's order)."""
     import numpy as np
     import torch
 
@@ -242,7 +246,13 @@ def _accuracy(model_dir: Path, split, device: str) -> float:
     enc = encode_texts(tok, list(split.dataset["text"]), 128)
     with torch.inference_mode():
         probs = predict_proba(model, [e.input_ids for e in enc], tok.pad_token_id, 64)
-    return float(np.mean(probs.argmax(-1) == np.asarray(split.dataset["label"])))
+    return probs.argmax(-1) == np.asarray(split.dataset["label"])
+
+
+def bits(correct) -> str:
+    """A correctness vector as a compact string (``"0110..."``): kept in ``choice.json`` so that any later
+    rule can be applied to the same validation predictions (paired, per text)."""
+    return "".join("1" if c else "0" for c in correct)
 
 
 def link_model(run_dir: Path, chosen_run_dir: Path, key: dict, choice: dict) -> None:
@@ -265,8 +275,9 @@ def validation_scores(run_dirs: dict[str, dict[int, str]], order: Sequence[str],
                       val, device: str) -> tuple[dict[str, dict], dict[str, dict[int, dict]], int]:
     """Every model's accuracy on training's validation split ``val``: plain (``validation``), without the
     audit's confirmed features (``clean``) and on the audit's counter-shortcut validation (``counter``, None
-    when nothing is confirmed). Returns the means over ``seeds`` per name, the per-seed rows and the size
-    of the counter-shortcut split; models not trained (yet) are left out."""
+    when nothing is confirmed). Returns the means over ``seeds`` per name, the per-seed rows (with the
+    per-text correctness of ``clean`` and ``counter`` as :func:`bits`) and the size of the counter-shortcut
+    split; models not trained (yet) are left out."""
     import numpy as np
 
     from eg_train.evaluation.audit import counter_shortcut_split, shortcut_free_split
@@ -281,10 +292,12 @@ def validation_scores(run_dirs: dict[str, dict[int, str]], order: Sequence[str],
             model = Path(run_dirs[name][s]) / "model"
             if not (model / "config.json").is_file():
                 continue
+            right = {"clean": _correct(model, free, device), "validation": _correct(model, val, device),
+                     "counter": _correct(model, counter, device) if counter is not None else None}
             per_seed.setdefault(name, {})[s] = {
-                "clean": _accuracy(model, free, device),
-                "validation": _accuracy(model, val, device),
-                "counter": _accuracy(model, counter, device) if counter is not None else None}
+                **{k: (float(np.mean(v)) if v is not None else None) for k, v in right.items()},
+                "clean_correct": bits(right["clean"]),
+                "counter_correct": bits(right["counter"]) if right["counter"] is not None else None}
     means = {n: {k: (float(np.mean([r[k] for r in rows.values()])) if all(r[k] is not None for r in rows.values()) else None)
                  for k in ("clean", "validation", "counter")} for n, rows in per_seed.items()}
     return means, per_seed, 0 if counter is None else len(counter)
@@ -318,7 +331,8 @@ def select_job(cfg, rule_name: str, order: list[str], run_dirs: dict[str, dict[i
     atomic_write_json(Path(choice_file), choice_document(rule_name, pick, reason, settings, audit, len(val), n_counter,
                                                          means, per_seed))
     for s in seeds:
-        link_model(Path(targets[s]), Path(run_dirs[pick][s]), keys[s], {"chosen": pick, "reason": reason})
+        link_model(Path(targets[s]), Path(run_dirs[pick][s]), keys[s], {"chosen": pick, "reason": reason,
+                                                                      "selection": str(choice_file)})
     return {f"select_{rule_name}_s": time.perf_counter() - t}, pick
 
 

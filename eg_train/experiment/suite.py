@@ -384,10 +384,25 @@ def run_case(cfg: SuiteConfig, case: SuiteCase, none_case: SuiteCase | None = No
     main = _small(run_shortcut_benchmark(bench, command=f"python -m eg_train.experiment.suite (case {case.name})"))
     record = {"case": {"name": case.name, "data": case.data, "why": case.why, "shortcut": asdict(case.shortcut)},
               "key": key, "benchmark": main, "confusion": _confusion(cfg, case, none_case),
-              "rule_choices": _rule_choices(bench), "test_labels": _test_labels(bench)}
+              "rule_choices": _rule_choices(bench), "rule_selections": _rule_selections(bench),
+              "test_labels": _test_labels(bench)}
     record["summary"] = summarise_case(record, cfg.oracle_weights, cfg.clean_tolerance)
     atomic_write_json(target, json.loads(json.dumps(record, default=str)))
     return record
+
+
+def _rule_selections(bench_cfg) -> dict[str, dict]:
+    """Per rule variant, the validation evidence its choice read (the selection's ``choice.json``: mean and
+    per-seed scores of CE and every candidate, with the per-text correctness on the shortcut-free and the
+    counter-shortcut validation), so that another rule can be applied to the record without retraining."""
+    keep = ("chosen", "reason", "settings", "confirmed", "validation", "scores", "per_seed")
+    out: dict[str, dict] = {}
+    for name, per_seed in _rule_choices(bench_cfg).items():
+        selection = next((c["selection"] for c in per_seed.values() if c.get("selection")), None)
+        if selection and Path(selection).is_file():
+            doc = json.loads(Path(selection).read_text())
+            out[name] = {k: doc.get(k) for k in keep}
+    return out
 
 
 def _test_labels(bench_cfg) -> dict[str, list[int]]:

@@ -111,6 +111,13 @@ def test_fit_with_rule_audits_ce_trains_the_candidates_and_links_the_choice(tmp_
     choice = json.loads((res.run_dir / "choice.json").read_text())
     assert choice["chosen"] == res.chosen and set(choice["scores"]) == set(res.candidates)
     assert all(s["counter"] is not None for s in choice["scores"].values())
+    # Each score's per-text correctness is kept (any later rule can be applied to the same predictions).
+    for name, rows in choice["per_seed"].items():
+        for row in rows.values():
+            assert len(row["clean_correct"]) == choice["validation"]["n_clean"]
+            assert len(row["counter_correct"]) == choice["validation"]["n_counter"]
+            assert row["clean"] == pytest.approx(row["clean_correct"].count("1") / len(row["clean_correct"]))
+            assert row["counter"] == pytest.approx(row["counter_correct"].count("1") / len(row["counter_correct"]))
     # The run folder's model is the chosen candidate's.
     assert os.path.realpath(res.model_dir) == os.path.realpath(res.candidates[res.chosen] / "model")
     assert (res.model_dir / "config.json").is_file()

@@ -173,6 +173,9 @@ def test_smoke_suite_runs_end_to_end(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "records" / "b3-decoy-end.json").read_text())
     choice = record["rule_choices"]["rule"]["0"]
     assert choice["chosen"] in {"ce", "rule~penalty_1e+03", "rule~penalty_1e+04", "rule~prior_gr3"} and choice["reason"]
+    selection = record["rule_selections"]["rule"]  # the validation evidence of the choice, per text
+    assert selection["chosen"] == choice["chosen"] and set(selection["per_seed"]) >= {"ce", choice["chosen"]}
+    assert len(selection["per_seed"]["ce"]["0"]["clean_correct"]) == selection["validation"]["n_clean"]
     assert 0.0 <= s["models"]["ce"]["worst_group_accuracy"] <= 1.0
     mtime = (tmp_path / "records" / "b3-decoy-end.json").stat().st_mtime
     run_suite(cfg)
