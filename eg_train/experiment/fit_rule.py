@@ -70,10 +70,13 @@ def _candidate_config(base, spec) -> object:
     return cfg
 
 
-def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str = "eg") -> RuleFitResult:
+def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str = "eg",
+                  keep_checkpoints: bool = False) -> RuleFitResult:
     """Train ``cfg`` (a :class:`~eg_train.training.config.TrainConfig` with a prior) by the recipe rule
     (module docstring); ``settings``: :class:`~eg_train.experiment.rule.RuleSettings`, ``audit``:
-    :class:`~eg_train.evaluation.audit.AuditConfig` (defaults when None)."""
+    :class:`~eg_train.evaluation.audit.AuditConfig` (defaults when None). Once the choice is made the
+    candidates' ``checkpoints/`` are deleted (every run is read through its ``model/``), unless
+    ``keep_checkpoints``, as the pipeline's ``keep_checkpoints``."""
     from eg_train.evaluation.audit import AuditConfig
     from eg_train.experiment.audit_jobs import LLM_PRIORS
     from eg_train.experiment.rule import (
@@ -145,6 +148,11 @@ def fit_with_rule(cfg, settings=None, audit=None, device: str = "cpu", name: str
     log.info("rule %s: %s", name, reason)
     choice = choice_document(name, pick, reason, settings, doc, len(val), n_counter, means, per_seed)
     link_model(run_dir, runs[pick], {"rule": name, "chosen": pick}, choice)
+    if not keep_checkpoints:
+        from eg_train.training.rundir import remove_checkpoints
+
+        freed = sum(remove_checkpoints(p) for p in runs.values())
+        log.info("rule: the candidates' checkpoints removed (%.1f MB; keep_checkpoints=True keeps them)", freed / 1e6)
     return RuleFitResult(run_dir=run_dir, chosen=pick, reason=reason, model_dir=run_dir / "model",
                          audit_file=audit_file, candidates=runs, scores=means)
 

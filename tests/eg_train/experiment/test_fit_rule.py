@@ -121,6 +121,8 @@ def test_fit_with_rule_audits_ce_trains_the_candidates_and_links_the_choice(tmp_
     # The run folder's model is the chosen candidate's.
     assert os.path.realpath(res.model_dir) == os.path.realpath(res.candidates[res.chosen] / "model")
     assert (res.model_dir / "config.json").is_file()
+    # The finished candidates' checkpoints are gone (each is read through model/).
+    assert not any((p / "checkpoints").exists() for p in res.candidates.values())
     # Run again: every candidate and the audit are reused, the same choice is made.
     stamp = (res.candidates["ce"] / "model" / "config.json").stat().st_mtime_ns
     again = fit_with_rule(cfg, settings, audit)
