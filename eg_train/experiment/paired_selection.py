@@ -115,7 +115,7 @@ def apply_to_record(record: Mapping) -> dict[str, dict]:
         v4, reason, table = choose_one_se(per_seed, order, RuleSettings.from_mapping(sel.get("settings")),
                                           bool(sel.get("confirmed")))
         test = {pick: {"model": summary["models"].get(pick), "vs_ce": summary["paired"].get(pick)}
-                for pick in {*v3, v4}}
+                for pick in {order[0], *v3, v4}}
         out[name] = {"ce": order[0], "v3": v3[0] if len(v3) == 1 else v3, "v4": v4, "v4_reason": reason,
                      "v4_table": table, "test": test}
     return out

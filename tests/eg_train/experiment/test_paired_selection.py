@@ -75,6 +75,6 @@ def test_apply_to_record_reports_both_choices_with_their_test_figures():
     res = apply_to_record(record)["rule"]
     assert res["v3"] == "ce" and res["v4"] == "rule~penalty_1e+03"
     assert res["test"]["rule~penalty_1e+03"]["model"]["clean_accuracy"] == 0.72
-    assert res["test"]["ce"]["vs_ce"] is None
+    assert res["test"]["ce"]["vs_ce"] is None and res["test"]["ce"]["model"]["clean_accuracy"] == 0.7
     del record["rule_selections"]["rule"]["per_seed"]["ce"]["0"]["clean_correct"]
     assert apply_to_record(record) == {}
