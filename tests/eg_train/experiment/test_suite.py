@@ -70,7 +70,7 @@ def test_case_configs_add_the_oracle_with_gold_positions_except_without_artefact
     assert case_benchmark_config(SuiteConfig(benchmark={"k_shot": 10}), noisy).shortcut.strength == 0.9
 
 
-@pytest.mark.parametrize("name", ["suite.yaml", "suite_smoke.yaml"])
+@pytest.mark.parametrize("name", ["suite.yaml", "suite_draw1.yaml", "suite_smoke.yaml"])
 def test_shipped_configs_parse(name):
     cfg = parse_config(["--config", str(ROOT / "configs" / name)])
     for case in cfg.selected_cases():
