@@ -12,7 +12,7 @@ trains with until v4 has test results (``scripts/apply_rule.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -81,7 +81,7 @@ def choose_one_se(per_seed: Mapping[str, Mapping[str, Mapping]], order: Sequence
             continue
         dc, dk = paired_difference(clean, ce_clean), paired_difference(counter, ce_counter)
         floor, margin = max(settings.clean_tolerance, dc.se), max(settings.counter_margin, dk.se)
-        table[name] = {"clean": dc.__dict__, "counter": dk.__dict__, "clean_floor": -floor, "counter_margin": margin,
+        table[name] = {"clean": asdict(dc), "counter": asdict(dk), "clean_floor": -floor, "counter_margin": margin,
                        "admissible": dc.mean >= -floor - 1e-12, "qualifies": dk.mean >= margin - 1e-12}
     ok = [n for n in table if table[n]["admissible"]]
     if not ok:
